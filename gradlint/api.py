@@ -1,0 +1,100 @@
+"""The Python API: ``gradlint.lint(model, example_inputs)`` returns the report the CLI renders."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import traceback
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from . import inputs as probe_inputs
+from . import probe
+from .errors import GradlintError, InputError
+from .load import LoadFailure, ModelSource, as_tuple, user_code
+from .report import AnalysisError, TargetResult
+from .rules import check
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    batch_size: int | None = None
+    seed: int = 0
+    draws: int = 1
+    input_shape: tuple[int, ...] | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None, seed: int = 0,
+         draws: int = 1, input_shape: tuple[int, ...] | None = None, target: str | None = None) -> TargetResult:
+    """Probe ``model`` and judge it.  Raises ``GradlintError`` when the model cannot be analysed.
+
+    ``example_inputs`` is a tensor or tuple of tensors (batch first); without it, inputs come from
+    ``input_shape`` or are inferred from the first depth-bearing layer.  The model is probed where it
+    is (its device and dtype) and left exactly as it was.
+    """
+    opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape)
+    path, line = _definition(model)
+    given = as_tuple(example_inputs) if example_inputs is not None else None
+    return _lint(model, given, "given", opts, target or type(model).__name__, path, line)
+
+
+def _definition(model: nn.Module) -> tuple[str | None, int | None]:
+    try:
+        path = inspect.getsourcefile(type(model))
+        _, line = inspect.getsourcelines(type(model))
+    except (TypeError, OSError):
+        return None, None
+    return (os.path.relpath(path) if path else None), line
+
+
+def _lint(model, given, source, opts: ProbeOptions, target, path, line) -> TargetResult:
+    if given is None:
+        if opts.input_shape:
+            given, source = probe_inputs.from_shape(model, opts.input_shape, opts.batch_size, opts.seed), "input-shape"
+        else:
+            with user_code():
+                given, source = probe_inputs.infer(model, opts.batch_size, opts.seed), "inferred"
+    if not any(isinstance(x, torch.Tensor) for x in given):
+        raise InputError(f"{target}: example inputs contain no tensor")
+    with user_code():
+        report = probe.run(model, given, target=target, path=path, line=line, seed=opts.seed,
+                           draws=opts.draws, input_source=source)
+    return TargetResult(target=target, report=report, findings=check(report))
+
+
+def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResult:
+    """Construct, probe and judge one model named on the command line; failures become results."""
+    if isinstance(source, LoadFailure):
+        return TargetResult(target=source.target, error=AnalysisError(str(source.error), source.error.kind),
+                            traceback=source.traceback)
+    try:
+        model = source.construct()
+        if opts.device or opts.dtype:
+            model = model.to(device=opts.device, dtype=getattr(torch, opts.dtype) if opts.dtype else None)
+        given = None
+        if not opts.input_shape:
+            with user_code():
+                given = source.example_inputs(model)
+            if given is not None:
+                device = next((p.device for p in model.parameters()), None)
+                given = tuple(x.to(device) if isinstance(x, torch.Tensor) and device is not None else x
+                              for x in given)
+        return _lint(model, given, "example_inputs" if given is not None else None, opts,
+                     source.target, source.path, source.line)
+    except GradlintError as exc:
+        message = str(exc)
+        if not message.startswith(source.target) and not message.startswith(str(source.path)):
+            message = f"{source.target}: {message}"
+        return TargetResult(target=source.target, error=AnalysisError(message, exc.kind),
+                            traceback=traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - the model's own code can raise anything
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        return TargetResult(target=source.target,
+                            error=AnalysisError(f"{source.target}: example_inputs or probe failed: {detail}; "
+                                                "run with --debug for the traceback", "internal"),
+                            traceback=traceback.format_exc())

@@ -1,0 +1,26 @@
+"""Why a target could not be analysed.  Each carries the JSON ``error.kind``."""
+
+
+class GradlintError(Exception):
+    kind = "internal"
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class LoadError(GradlintError):
+    kind = "import"
+
+
+class ConstructError(GradlintError):
+    kind = "construct"
+
+
+class InputError(GradlintError):
+    kind = "input"
+
+
+class ProbeError(GradlintError):
+    kind = "forward"

@@ -1,0 +1,299 @@
+"""Find the models a target names: ``file.py``, ``file.py:Name`` or ``package.module:name``.
+
+With no name, a file's models are: module-level ``nn.Module`` instances; ``nn.Module`` subclasses
+defined in the file that construct with no arguments (unless an instance of that class is already
+at module level); and zero-argument functions defined in the file that are annotated to return an
+``nn.Module`` or are named ``make_*``, ``build_*``, ``create_*`` or ``get_*``.
+Names starting with ``_`` are skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import traceback
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import torch.nn as nn
+
+from .errors import ConstructError, GradlintError, LoadError
+
+FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
+
+
+@dataclass
+class ModelSource:
+    """One model a target names, not yet constructed."""
+
+    target: str                              # as reported: "examples/deep_mlp.py:deep_mlp"
+    path: str | None                         # file that defines it, as the user spelled it
+    line: int | None
+    construct: Callable[[], nn.Module]
+    example_inputs: Callable[[nn.Module], tuple] | None
+
+
+@dataclass
+class LoadFailure:
+    target: str
+    error: GradlintError
+    traceback: str | None = None
+
+
+def split_target(spec: str) -> tuple[str, str | None, bool]:
+    """(path or module, object name or None, is_file)."""
+    if os.path.exists(spec):
+        return spec, None, True
+    if ":" in spec:
+        left, name = spec.rsplit(":", 1)
+        if left.endswith(".py") or os.sep in left or os.path.exists(left):
+            return left, name or None, True
+        return left, name or None, False
+    if spec.endswith(".py") or os.sep in spec:
+        return spec, None, True
+    return spec, None, False
+
+
+def resolve(spec: str) -> list[ModelSource | LoadFailure]:
+    """The models ``spec`` names, or one failure saying why there are none."""
+    where, name, is_file = split_target(spec)
+    try:
+        module, path = (_import_file(where), where) if is_file else _import_module(where)
+    except GradlintError as exc:
+        return [LoadFailure(spec, exc, _tb())]
+    lines = _top_level_lines(module)
+    inputs = _module_inputs(module)
+    if name is not None:
+        if not hasattr(module, name):
+            found = [s.target.rsplit(":", 1)[-1] for s in _discover(module, path, spec, lines, inputs)[0]]
+            hint = f"models found there: {', '.join(found)}" if found else "no models found there"
+            return [LoadFailure(spec, LoadError(f"{where}: no object named '{name}' ({hint})"))]
+        obj = getattr(module, name)
+        src = _source_for(obj, name, module, path, lines, inputs, f"{where}:{name}", explicit=True)
+        if src is None:
+            return [LoadFailure(spec, LoadError(
+                f"{where}:{name} is a {type(obj).__name__}, not an nn.Module, a Module class or a factory function"))]
+        return [src]
+    sources, skipped = _discover(module, path, where, lines, inputs)
+    if not sources:
+        why = f"; skipped (constructor needs arguments): {', '.join(skipped)}" if skipped else ""
+        return [LoadFailure(spec, LoadError(
+            f"{where}: no model found (no nn.Module instance, zero-argument Module class or factory){why}; "
+            f"name one with {where}:NAME"))]
+    return sources
+
+
+def _tb() -> str:
+    return traceback.format_exc()
+
+
+@contextlib.contextmanager
+def user_code(path: str | None = None):
+    """Run user code with its prints sent to stderr, so stdout stays machine-readable."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _import_file(path: str) -> ModuleType:
+    if not os.path.exists(path):
+        raise LoadError(f"{path}: no such file; check the path")
+    if os.path.isdir(path):
+        raise LoadError(f"{path}: is a directory; give a .py file (or file.py:NAME)")
+    apath = os.path.abspath(path)
+    modname = "gradlint_target_" + hashlib.sha1(apath.encode()).hexdigest()[:12]
+    folder = os.path.dirname(apath)
+    spec = importlib.util.spec_from_file_location(modname, apath)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{path}: cannot be imported as Python; give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    sys.path.insert(0, folder)
+    try:
+        with user_code():
+            spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(modname, None)
+        raise LoadError(f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix the file") from exc
+    except SystemExit as exc:
+        sys.modules.pop(modname, None)
+        raise LoadError(f"{path}: called sys.exit({exc.code!r}) while importing; put script code under "
+                        "`if __name__ == \"__main__\":`") from exc
+    except BaseException as exc:
+        sys.modules.pop(modname, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        line = _line_in(exc, apath)
+        where = f"{path}:{line}" if line else path
+        raise LoadError(f"{where}: import failed: {_one_line(exc)}; fix the error (--debug shows the traceback)") from exc
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    return module
+
+
+def _import_module(name: str) -> tuple[ModuleType, str | None]:
+    try:
+        with user_code():
+            module = importlib.import_module(name)
+    except SystemExit as exc:
+        raise LoadError(f"{name}: called sys.exit({exc.code!r}) while importing") from exc
+    except ModuleNotFoundError as exc:
+        raise LoadError(f"{name}: no such file or importable module ({_one_line(exc)}); check the path") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{name}: import failed: {_one_line(exc)}; fix the error (--debug shows the traceback)") from exc
+    path = getattr(module, "__file__", None)
+    return module, os.path.relpath(path) if path else None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _line_in(exc: BaseException, apath: str) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == apath:
+            line = frame.lineno
+    return line
+
+
+def _top_level_lines(module: ModuleType) -> dict[str, int]:
+    path = getattr(module, "__file__", None)
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    lines: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.setdefault(node.name, node.lineno)
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    lines.setdefault(t.id, node.lineno)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            lines.setdefault(node.target.id, node.lineno)
+    return lines
+
+
+def _module_inputs(module: ModuleType) -> Callable[[nn.Module], tuple] | None:
+    fn = getattr(module, "example_inputs", None)
+    if not callable(fn) or isinstance(fn, type):
+        return None
+
+    def call(model: nn.Module) -> tuple:
+        try:
+            params = [p for p in inspect.signature(fn).parameters.values()
+                      if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            params = []
+        return as_tuple(fn(model) if params else fn())
+
+    return call
+
+
+def as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _model_inputs(model: nn.Module) -> tuple | None:
+    attr = getattr(model, "example_inputs", None)
+    if attr is None:
+        return None
+    return as_tuple(attr() if callable(attr) else attr)
+
+
+def needs_arguments(fn: Callable) -> list[str]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in sig.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _returns_module(fn: Callable) -> bool:
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable annotations just mean "not annotated"
+        return False
+    return isinstance(hint, type) and issubclass(hint, nn.Module)
+
+
+def _discover(module, path, where, lines, inputs) -> tuple[list[ModelSource], list[str]]:
+    sources: list[ModelSource] = []
+    skipped: list[str] = []
+    items = [(k, v) for k, v in vars(module).items() if not k.startswith("_")]
+    instance_types = {type(v) for _, v in items if isinstance(v, nn.Module)}
+    for name, obj in items:
+        own = getattr(obj, "__module__", None) == module.__name__
+        if isinstance(obj, nn.Module):
+            pass
+        elif isinstance(obj, type) and issubclass(obj, nn.Module) and own:
+            if obj in instance_types:
+                continue
+            if needs_arguments(obj):
+                skipped.append(name)
+                continue
+        elif inspect.isfunction(obj) and own and name != "example_inputs":
+            if needs_arguments(obj) or not (_returns_module(obj) or FACTORY_NAME.match(name)):
+                continue
+        else:
+            continue
+        src = _source_for(obj, name, module, path, lines, inputs, f"{where}:{name}", explicit=False)
+        if src is not None:
+            sources.append(src)
+    return sources, skipped
+
+
+def _source_for(obj, name, module, path, lines, inputs, target, explicit) -> ModelSource | None:
+    line = lines.get(name)
+    if isinstance(obj, nn.Module):
+        construct = lambda: obj  # noqa: E731 - the instance itself
+    elif isinstance(obj, type) and issubclass(obj, nn.Module):
+        construct = _constructor(obj, f"{name}()", target)
+    elif callable(obj) and (inspect.isfunction(obj) or explicit):
+        construct = _constructor(obj, f"{name}()", target)
+    else:
+        return None
+
+    def example(model: nn.Module) -> tuple | None:
+        if inputs is not None:
+            return inputs(model)
+        return _model_inputs(model)
+
+    return ModelSource(target, path, line, construct, example)
+
+
+def _constructor(fn: Callable, call: str, target: str) -> Callable[[], nn.Module]:
+    def construct() -> nn.Module:
+        missing = needs_arguments(fn)
+        if missing:
+            raise ConstructError(f"{target}: {call} needs arguments ({', '.join(missing)}); give them defaults "
+                                 "or add a zero-argument factory function")
+        try:
+            with user_code():
+                model = fn()
+        except SystemExit as exc:
+            raise ConstructError(f"{target}: {call} called sys.exit({exc.code!r})") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise ConstructError(f"{target}: {call} failed: {_one_line(exc)}; fix the constructor "
+                                 "(--debug shows the traceback)") from exc
+        if not isinstance(model, nn.Module):
+            raise ConstructError(f"{target}: {call} returned {type(model).__name__}, not an nn.Module")
+        return model
+
+    return construct

@@ -1,0 +1,153 @@
+"""The frozen report: plain numbers measured by the probe, and the findings judged from them.
+
+Nothing here holds a tensor.  Rules read a ``ModelReport``; renderers read ``TargetResult``s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+SEVERITIES = ("error", "warning", "info")
+SEVERITY_RANK = {"info": 1, "warning": 2, "error": 3}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One measured node, in forward order.  Collapse statistics are of the node's input (pre-activation)."""
+
+    name: str
+    op: str
+    kind: str                         # input | layer | nonlinearity | norm | merge | embedding
+    depth: int | None
+    spine: bool
+    gsc: float | None = None
+    preact_std: float | None = None
+    relative_spread: float | None = None
+    sign_diversity: float | None = None
+    nonlinearity: float | None = None
+    dead_fraction: float | None = None
+    saturated_fraction: float | None = None
+    orthogonality_defect: float | None = None
+    width: int | None = None          # output features (units) of a layer
+    samples: int | None = None        # samples per unit behind the collapse statistics (batch x positions)
+    family: str | None = None         # nonlinearity family: relu | saturating | smooth
+    path: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class ResidualBlock:
+    merge: str
+    block_input: str
+    skip: str
+    branch: str
+    dilution: float | None
+    branch_share: float | None
+    branch_depth: int
+    path: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    compositional_depth: int
+    effective_depth: float | None
+    gsc_max: float | None
+    gsc_input: float | None
+    explosion_rate: float | None
+    explosion_fit_r2: float | None
+    min_sign_diversity: float | None
+    min_relative_spread: float | None
+    mean_orthogonality_defect: float | None
+    min_preact_std: float | None = None
+    spine_points: int = 0
+    gsc_anchor: str | None = None       # the node GSC is relative to, when not the output
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    batch_size: int
+    seed: int
+    device: str
+    dtype: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    input_source: str = "inferred"      # example_inputs | input-shape | inferred | given
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    target: str
+    path: str | None                   # the file that defines the model
+    line: int | None                   # the model's class, factory or instance definition
+    trace: str                         # fx | hooks
+    trace_note: str | None             # why graph capture fell back, if it did
+    probe: ProbeSettings
+    summary: Summary
+    layers: tuple[Layer, ...]
+    residual_blocks: tuple[ResidualBlock, ...]
+    nonfinite: tuple[str, ...] = ()     # nodes where the probe saw NaN or Inf, forward order
+    output_zero: bool = False
+    no_gradient: bool = False          # nothing upstream of the output requires grad
+
+    def layer(self, name: str) -> Layer | None:
+        return next((x for x in self.layers if x.name == name), None)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    name: str
+    severity: str
+    message: str
+    recommendation: str
+    layer: str | None
+    value: float | None
+    threshold: float | None
+    path: str | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class AnalysisError:
+    message: str
+    kind: str                          # import | construct | input | forward | trace | internal
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str
+    report: ModelReport | None = None
+    findings: tuple[Finding, ...] = ()
+    error: AnalysisError | None = None
+    traceback: str | None = field(default=None, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def clean_number(x: float | None, digits: int = 6) -> float | None:
+    """Round to ``digits`` significant figures so output is stable; NaN and Inf become None."""
+    if x is None:
+        return None
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, int):
+        return x
+    if not math.isfinite(x):
+        return None
+    if x == 0:
+        return 0.0
+    return float(f"{x:.{digits}g}")
+
+
+def to_plain(obj):
+    """Dataclasses to dicts of JSON-ready values, in field order."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj) if f.compare}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(x) for x in obj]
+    if isinstance(obj, float):
+        return clean_number(obj)
+    return obj

@@ -1,0 +1,76 @@
+"""The rule contract: one class per rule, a pure function from a ModelReport to findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
+
+from ..report import Finding, Layer, ModelReport
+
+
+class Rule:
+    """A rule: stable ``code``, kebab-case ``name``, default ``severity``, ``options`` (thresholds).
+
+    Subclasses implement ``check``; the class docstring is the rule's documentation, with the
+    sections What it does / Why is this bad? / Example / How to fix / References.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[str]
+    summary: ClassVar[str]
+    options: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, **overrides: float) -> None:
+        unknown = set(overrides) - set(self.options)
+        if unknown:
+            raise ValueError(f"{self.code}: unknown option(s) {', '.join(sorted(unknown))}")
+        self.opts = {**self.options, **overrides}
+
+    def check(self, report: ModelReport) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
+                value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
+        path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
+        return Finding(
+            code=self.code, name=self.name, severity=severity or self.severity, message=message,
+            recommendation=recommendation, layer=layer.name if layer is not None else None,
+            value=value, threshold=threshold, path=path, line=line,
+        )
+
+
+def fmt(x: float | None) -> str:
+    """Numbers in messages: 3 significant figures, scientific when large or small."""
+    if x is None:
+        return "n/a"
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.2e}"
+    return f"{x:.3g}"
+
+
+def nonlinearities(report: ModelReport) -> Iterator[Layer]:
+    return (x for x in report.layers if x.kind == "nonlinearity")
+
+
+def spine_points(report: ModelReport) -> list[Layer]:
+    """Where the GSC profile is read: float inputs, depth-bearing spine layers, residual merges."""
+    merges = {b.merge for b in report.residual_blocks}
+    return [x for x in report.layers if x.spine and x.gsc is not None and x.depth is not None
+            and (x.kind in ("input", "layer", "embedding") or x.name in merges)]
+
+
+def depth_layers(report: ModelReport) -> list[Layer]:
+    return [x for x in report.layers if x.kind == "layer"]
+
+
+def collapsed(layer: Layer, spread: float) -> bool:
+    """The layer's domain has collapsed (GL201's business): its other statistics are degenerate."""
+    return layer.relative_spread is not None and layer.relative_spread < spread
+
+
+def span(layers: list[Layer]) -> str:
+    """'a..b' naming the first and last of a run of layers."""
+    if not layers:
+        return ""
+    return layers[0].name if len(layers) == 1 else f"{layers[0].name}..{layers[-1].name}"

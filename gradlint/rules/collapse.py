@@ -1,0 +1,249 @@
+"""GL2xx: collapsing domain, measured on the pre-activation of every nonlinearity."""
+
+from __future__ import annotations
+
+from ..report import Layer, ModelReport
+from .base import Rule, collapsed, fmt, nonlinearities
+
+# GL201's warning threshold: layers below it are reported once, as a collapsed domain.
+COLLAPSE_SPREAD = 0.1
+
+
+def _count(layers: list[Layer], total: int) -> str:
+    return f"{len(layers)} of {total} nonlinearities"
+
+
+class DomainCollapse(Rule):
+    """What it does:
+    Flags nonlinearities whose pre-activations are nearly the same for every input: the relative
+    spread (mean per-unit std over samples, divided by the RMS of the pre-activation) is near 0.
+
+    Why is this bad?
+    If every input reaches a nonlinearity at almost the same point, the layer computes almost the
+    same output for every input: the information that distinguishes inputs is lost, and the layers
+    above are pseudo-linear on a tiny domain. PyTorch's default `nn.Linear` init shrinks the signal
+    each layer until the uniform biases dominate; then every unit sees a constant.
+
+    Defaults: `warning` below 0.1, `error` below 0.01 (default-init 20-layer ReLU and tanh MLPs: < 1e-4;
+    He-init ReLU: 0.30; batch-norm nets: 1.0).
+
+    Example:
+    `nn.Sequential(*[nn.Sequential(nn.Linear(100, 100), nn.ReLU()) for _ in range(20)])` with the
+    default init.
+
+    How to fix:
+    A variance-preserving init with zero biases, normalisation before the nonlinearity, or residual
+    connections.
+
+    References:
+    Philipp et al. (arXiv 1712.05577), "collapsing domain problem".
+    """
+
+    code = "GL201"
+    name = "collapsing-domain"
+    severity = "error"
+    summary = "pre-activations are nearly identical across inputs (relative spread near 0)"
+    options = {"warning": COLLAPSE_SPREAD, "error": 0.01}
+
+    def check(self, report: ModelReport):
+        layers = list(nonlinearities(report))
+        bad = [x for x in layers if x.relative_spread is not None and x.relative_spread < self.opts["warning"]]
+        if not bad:
+            return
+        worst = min(bad, key=lambda x: x.relative_spread)
+        severity, threshold = (("error", self.opts["error"]) if worst.relative_spread < self.opts["error"]
+                               else ("warning", self.opts["warning"]))
+        yield self.finding(
+            report, layer=worst, severity=severity, value=worst.relative_spread, threshold=threshold,
+            message=f"relative spread of the pre-activation is {fmt(worst.relative_spread)} at {worst.name}; "
+                    f"{_count(bad, len(layers))} see a nearly constant input (first at {bad[0].name})",
+            recommendation="Use a variance-preserving init with zero biases (e.g. nn.init.kaiming_normal_ / "
+                           "xavier_normal_ and nn.init.zeros_ on the bias), normalise before the nonlinearity, "
+                           "or add residual connections.",
+        )
+
+
+class SignDiversityCollapse(Rule):
+    """What it does:
+    Flags ReLU-family nonlinearities whose units see pre-activations of one sign on almost every
+    sample: sign diversity min(P, N) / (P + N), averaged over units, near 0.
+
+    Why is this bad?
+    A ReLU unit that is always positive is the identity, one that is always negative is zero: either
+    way the layer is (pseudo-)linear and adds no representational power. Plain ReLU stacks with He
+    init keep their scale but lose sign diversity toward the output.
+
+    Defaults: `warning` below 0.1, `error` below 0.005. The noise floor for symmetric pre-activations
+    is 0.5 - 1/sqrt(2 pi B): 0.45 at B = 64, so 0.1 is far outside noise; layers with fewer than 16
+    samples per unit are not judged. (50-layer He-init ReLU MLP: 0.007; batch-ReLU: 0.44.) Layers whose
+    domain collapsed (GL201) are left to that rule.
+
+    Example:
+    A 50-layer `Linear -> ReLU` MLP with `kaiming_normal_` weights and zero biases.
+
+    How to fix:
+    Add residual connections, normalise before the ReLU, or start from the looks-linear orthogonal
+    initial state.
+
+    References:
+    Philipp et al. (arXiv 1712.05577), Fig. 1C "sign diversity"; Balduzzi et al., "The shattered
+    gradients problem" (ICML 2017).
+    """
+
+    code = "GL202"
+    name = "sign-diversity-collapse"
+    severity = "warning"
+    summary = "ReLU units see one sign on almost every sample (pseudo-linear)"
+    options = {"warning": 0.1, "error": 0.005, "min-samples": 16}
+
+    def check(self, report: ModelReport):
+        layers = [x for x in nonlinearities(report) if x.family == "relu" and x.sign_diversity is not None
+                  and (x.samples or 0) >= self.opts["min-samples"] and not collapsed(x, COLLAPSE_SPREAD)]
+        bad = [x for x in layers if x.sign_diversity < self.opts["warning"]]
+        if not bad:
+            return
+        worst = min(bad, key=lambda x: x.sign_diversity)
+        severity, threshold = (("error", self.opts["error"]) if worst.sign_diversity < self.opts["error"]
+                               else ("warning", self.opts["warning"]))
+        yield self.finding(
+            report, layer=worst, severity=severity, value=worst.sign_diversity, threshold=threshold,
+            message=f"sign diversity is {fmt(worst.sign_diversity)} at {worst.name} (healthy: ~0.5); "
+                    f"{_count(bad, len(layers))} are below {self.opts['warning']:g}, from {bad[0].name} on",
+            recommendation="Add residual connections around these layers, or normalise before the ReLU; for a "
+                           "plain ReLU net, a looks-linear orthogonal initial state keeps sign diversity at 0.5.",
+        )
+
+
+class PseudoLinear(Rule):
+    """What it does:
+    Flags nonlinearities that act as linear functions on the inputs they actually see: the
+    per-unit score 1 - corr(x, phi(x))^2 is near 0.
+
+    Why is this bad?
+    A pseudo-linear layer adds no representational power: a tanh network that is pseudo-linear above
+    depth k is roughly as expressive as a depth-(k+1) network. Plain tanh stacks shrink the
+    pre-activation std with depth until tanh is the identity on its domain.
+
+    Defaults: `warning` below 0.01, `error` below 0.001 (50-layer tanh MLP, LeCun init: 0.0000 at the
+    top; layer-norm-tanh: 0.05; ReLU with symmetric inputs: 0.27). Layers whose domain collapsed (GL201)
+    are left to that rule.
+
+    Example:
+    A 50-layer `Linear -> Tanh` MLP with weight variance 1/fan_in.
+
+    How to fix:
+    Add residual connections, normalise before the nonlinearity, or use fewer, wider layers.
+
+    References:
+    Philipp et al. (arXiv 1712.05577), "pseudo-linearity"; Philipp & Carbonell, "The nonlinearity
+    coefficient" (2018).
+    """
+
+    code = "GL203"
+    name = "pseudo-linear-nonlinearity"
+    severity = "warning"
+    summary = "a nonlinearity is almost linear on its pre-activation domain"
+    options = {"warning": 0.01, "error": 0.001}
+
+    def check(self, report: ModelReport):
+        layers = [x for x in nonlinearities(report) if x.nonlinearity is not None
+                  and not collapsed(x, COLLAPSE_SPREAD)]
+        bad = [x for x in layers if x.nonlinearity < self.opts["warning"]]
+        if not bad:
+            return
+        worst = min(bad, key=lambda x: x.nonlinearity)
+        severity, threshold = (("error", self.opts["error"]) if worst.nonlinearity < self.opts["error"]
+                               else ("warning", self.opts["warning"]))
+        std = f", pre-activation std {fmt(worst.preact_std)}" if worst.family == "saturating" else ""
+        yield self.finding(
+            report, layer=worst, severity=severity, value=worst.nonlinearity, threshold=threshold,
+            message=f"{worst.name} ({worst.op}) is pseudo-linear: 1 - corr^2 = {fmt(worst.nonlinearity)}{std}; "
+                    f"{_count(bad, len(layers))} are below {self.opts['warning']:g}, from {bad[0].name}",
+            recommendation="Add residual connections or normalise before the nonlinearity; with fewer, wider "
+                           "layers each nonlinearity keeps a larger domain.",
+        )
+
+
+class DeadUnits(Rule):
+    """What it does:
+    Flags ReLU-family layers where many units are never positive on the probe batch.
+
+    Why is this bad?
+    A unit that is never positive passes no gradient: its weights never train. Sparsity of elements
+    (half the entries zero) is normal; a unit that is zero for every sample is not.
+
+    Defaults: `warning` when more than 25% of a layer's units are never positive. A symmetric unit is
+    never positive on 64 samples with probability 2^-64, so this is far above noise; layers with fewer
+    than 16 samples per unit are not judged. Layers whose domain collapsed (GL201) are left to that rule.
+
+    Example:
+    A ReLU after a Linear whose biases are strongly negative.
+
+    How to fix:
+    Zero the biases at init, normalise before the ReLU, or use LeakyReLU.
+
+    References:
+    Lu et al., "Dying ReLU and initialization" (2019).
+    """
+
+    code = "GL204"
+    name = "dead-units"
+    severity = "warning"
+    summary = "ReLU units that are never positive on the probe batch"
+    options = {"warning": 0.25, "min-samples": 16}
+
+    def check(self, report: ModelReport):
+        bad = [x for x in nonlinearities(report) if x.dead_fraction is not None
+               and (x.samples or 0) >= self.opts["min-samples"] and x.dead_fraction > self.opts["warning"]
+               and not collapsed(x, COLLAPSE_SPREAD)]
+        if not bad:
+            return
+        worst = max(bad, key=lambda x: x.dead_fraction)
+        yield self.finding(
+            report, layer=worst, value=worst.dead_fraction, threshold=self.opts["warning"],
+            message=f"{worst.dead_fraction:.0%} of the units of {worst.name} are never positive on "
+                    f"{worst.samples} samples ({len(bad)} layers above {self.opts['warning']:.0%})",
+            recommendation="Zero the biases at init, normalise before the ReLU, or add residual connections.",
+        )
+
+
+class SaturatedUnits(Rule):
+    """What it does:
+    Flags tanh, sigmoid and hardtanh layers where many units are saturated (flat part of the
+    function) on more than 99% of samples.
+
+    Why is this bad?
+    A saturated unit passes almost no gradient and outputs a near-constant.
+
+    Defaults: `warning` when more than 10% of a layer's units are saturated.
+
+    Example:
+    `nn.Tanh()` after a `Linear` with weight std 3/sqrt(fan_in).
+
+    How to fix:
+    Scale the weights down (xavier_normal_ or orthogonal_ with gain 1), or normalise before the
+    nonlinearity.
+
+    References:
+    Glorot & Bengio (2010); Philipp et al. (arXiv 1712.05577).
+    """
+
+    code = "GL205"
+    name = "saturated-units"
+    severity = "warning"
+    summary = "tanh/sigmoid units saturated on almost every sample"
+    options = {"warning": 0.1}
+
+    def check(self, report: ModelReport):
+        bad = [x for x in nonlinearities(report) if x.saturated_fraction is not None
+               and x.saturated_fraction > self.opts["warning"]]
+        if not bad:
+            return
+        worst = max(bad, key=lambda x: x.saturated_fraction)
+        yield self.finding(
+            report, layer=worst, value=worst.saturated_fraction, threshold=self.opts["warning"],
+            message=f"{worst.saturated_fraction:.0%} of the units of {worst.name} ({worst.op}) are saturated on "
+                    f">99% of samples (pre-activation std {fmt(worst.preact_std)}; {len(bad)} layers affected)",
+            recommendation="Scale the incoming weights down (xavier_normal_ or orthogonal_ with gain 1) or "
+                           "normalise before the nonlinearity.",
+        )

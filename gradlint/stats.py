@@ -1,0 +1,144 @@
+"""The spec's metrics as functions of tensors (see shared/spec/metrics.md). Small, exact, no state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def gsc(grad: torch.Tensor, value_norm: float, output_norm: float) -> float | None:
+    """GSC(H) ~= sqrt(sum(G^2) / numel(H)) * ||H||_F / ||Y||_F, from one Gaussian-cotangent backward.
+
+    ``grad`` is G = dY/dH^T u for a standard Gaussian u; E||G||^2 = ||dY/dH||_F^2 (Hutchinson).
+    """
+    if output_norm <= 0.0 or not math.isfinite(output_norm):
+        return None
+    g = grad.detach().double()
+    qm = math.sqrt(float((g * g).sum()) / g.numel())
+    value = qm * value_norm / output_norm
+    return value if math.isfinite(value) else None
+
+
+def frobenius(t: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(t.detach().double()))
+
+
+def units_matrix(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
+    """Reshape to (samples, units): units are dim 1 after convolutions, the last dim otherwise."""
+    x = x.detach().double()
+    if x.dim() == 1:
+        return x.reshape(-1, 1)
+    if channels_first and x.dim() >= 3:
+        x = x.movedim(1, -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+@dataclass(frozen=True)
+class Collapse:
+    preact_std: float
+    relative_spread: float | None
+    sign_diversity: float
+    nonlinearity: float | None
+    dead_fraction: float | None
+    saturated_fraction: float | None
+    units: int
+    samples: int
+
+
+def collapse(
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    channels_first: bool,
+    relu_family: bool,
+    saturation: tuple[float, float] | None,
+) -> Collapse:
+    """Collapsing-domain statistics of a nonlinearity's input ``x`` (and output ``y``), per unit.
+
+    preact_std: per-unit std over samples, mean over units.  relative_spread: that / RMS(x).
+    sign_diversity: per-unit min(P, N) / (P + N), mean over units.  nonlinearity: per-unit
+    1 - corr(x, phi(x))^2, mean over units with non-zero input variance.  dead_fraction (ReLU family):
+    units never positive.  saturated_fraction (tanh-like): units saturated on > 99% of samples.
+    """
+    X = units_matrix(x, channels_first)
+    samples, units = X.shape
+    std = X.std(dim=0, unbiased=False)
+    preact_std = float(std.mean())
+    rms = float(X.pow(2).mean().sqrt())
+    relative_spread = preact_std / rms if rms > 0 else None
+    pos = (X > 0).sum(dim=0).double()
+    neg = (X < 0).sum(dim=0).double()
+    total = pos + neg
+    sd = torch.where(total > 0, torch.minimum(pos, neg) / total.clamp(min=1), torch.zeros_like(total))
+    sign_diversity = float(sd.mean())
+
+    nonlinearity = None
+    if y is not None and y.shape == x.shape:
+        Y = units_matrix(y, channels_first)
+        xc = X - X.mean(dim=0)
+        yc = Y - Y.mean(dim=0)
+        vx = (xc * xc).mean(dim=0)
+        vy = (yc * yc).mean(dim=0)
+        cov = (xc * yc).mean(dim=0)
+        live = vx > 0
+        if bool(live.any()):
+            # A unit whose output is constant is exactly affine on its domain: score 0.
+            r2 = torch.where(vy > 0, cov * cov / (vx * vy).clamp(min=1e-300), torch.ones_like(vx))
+            nonlinearity = float((1.0 - r2.clamp(max=1.0))[live].mean())
+
+    dead_fraction = float((pos == 0).double().mean()) if relu_family else None
+    saturated_fraction = None
+    if saturation is not None:
+        lo, hi = saturation
+        flat = ((X <= lo) | (X >= hi)).double().mean(dim=0)
+        saturated_fraction = float((flat > 0.99).double().mean())
+    return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
+                    saturated_fraction, units, samples)
+
+
+def orthogonality_defect(weight: torch.Tensor) -> float | None:
+    """sqrt(k ||G||_F^2 / tr(G)^2 - 1) for the Gram G (k x k) of the smaller side of W (out, in*kernel).
+
+    The coefficient of variation of the squared singular values: 0 for a scaled orthogonal matrix,
+    about sqrt(k / max(out, in)) for an i.i.d. Gaussian one.  No SVD needed.
+    """
+    if weight.dim() < 2:
+        return None
+    W = weight.detach().double().reshape(weight.shape[0], -1)
+    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
+    k = gram.shape[0]
+    trace = float(torch.diagonal(gram).sum())
+    if trace <= 0:
+        return None
+    value = k * float((gram * gram).sum()) / (trace * trace) - 1.0
+    return math.sqrt(max(value, 0.0))
+
+
+@dataclass(frozen=True)
+class Fit:
+    rate: float
+    r2: float | None
+    points: int
+
+
+def explosion_fit(depths: list[int], gscs: list[float]) -> Fit | None:
+    """Least-squares fit of ln GSC against depth; rate = exp(slope), with the fit's R^2.
+
+    Needs at least three points at two or more distinct depths.  R^2 is None when ln GSC is constant
+    (a flat profile has no variance to explain).
+    """
+    pts = [(float(d), math.log(g)) for d, g in zip(depths, gscs) if g is not None and g > 0]
+    if len(pts) < 3 or len({d for d, _ in pts}) < 2:
+        return None
+    n = len(pts)
+    mx = sum(d for d, _ in pts) / n
+    my = sum(v for _, v in pts) / n
+    sxx = sum((d - mx) ** 2 for d, _ in pts)
+    sxy = sum((d - mx) * (v - my) for d, v in pts)
+    syy = sum((v - my) ** 2 for _, v in pts)
+    slope = sxy / sxx
+    if syy <= 1e-18 * n:
+        return Fit(math.exp(slope), None, n)
+    ss_res = sum((v - (my + slope * (d - mx))) ** 2 for d, v in pts)
+    return Fit(math.exp(slope), max(0.0, 1.0 - ss_res / syy), n)
