@@ -72,6 +72,7 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResu
         return TargetResult(target=source.target, error=AnalysisError(str(source.error), source.error.kind),
                             traceback=source.traceback)
     try:
+        torch.manual_seed(opts.seed)  # the model's own init draws from the global RNG: make it reproducible
         model = source.construct()
         if opts.device or opts.dtype:
             model = model.to(device=opts.device, dtype=getattr(torch, opts.dtype) if opts.dtype else None)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+import torch
 import torch.nn as nn
 
 from .errors import ConstructError, GradlintError, LoadError
@@ -63,9 +64,13 @@ def split_target(spec: str) -> tuple[str, str | None, bool]:
     return spec, None, False
 
 
-def resolve(spec: str) -> list[ModelSource | LoadFailure]:
-    """The models ``spec`` names, or one failure saying why there are none."""
+def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
+    """The models ``spec`` names, or one failure saying why there are none.
+
+    The global torch RNG is seeded first, so module-level models built at import are reproducible.
+    """
     where, name, is_file = split_target(spec)
+    torch.manual_seed(seed)
     try:
         module, path = (_import_file(where), where) if is_file else _import_module(where)
     except GradlintError as exc:

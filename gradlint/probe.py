@@ -77,8 +77,14 @@ def source_of(stack_trace: str | None) -> tuple[str | None, int | None]:
         apath = os.path.abspath(path)
         if apath.startswith(_TORCH_DIR) or apath.startswith(_OWN_DIR) or path.startswith("<"):
             continue
-        best = (path, int(line))
+        best = (display_path(path), int(line))
     return best
+
+
+def display_path(path: str) -> str:
+    """Relative to the working directory when below it, as users spell paths on the command line."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 # --------------------------------------------------------------------------- fx capture

@@ -108,7 +108,8 @@ class SignDiversityCollapse(Rule):
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.sign_diversity, threshold=threshold,
             message=f"sign diversity is {fmt(worst.sign_diversity)} at {worst.name} (healthy: ~0.5); "
-                    f"{_count(bad, len(layers))} are below {self.opts['warning']:g}, from {bad[0].name} on",
+                    f"{_count(bad, len(layers))} with an uncollapsed domain are below {self.opts['warning']:g}, "
+                    f"from {bad[0].name} on",
             recommendation="Add residual connections around these layers, or normalise before the ReLU; for a "
                            "plain ReLU net, a looks-linear orthogonal initial state keeps sign diversity at 0.5.",
         )
@@ -158,7 +159,8 @@ class PseudoLinear(Rule):
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.nonlinearity, threshold=threshold,
             message=f"{worst.name} ({worst.op}) is pseudo-linear: 1 - corr^2 = {fmt(worst.nonlinearity)}{std}; "
-                    f"{_count(bad, len(layers))} are below {self.opts['warning']:g}, from {bad[0].name}",
+                    f"{_count(bad, len(layers))} with an uncollapsed domain are below {self.opts['warning']:g}, "
+                    f"from {bad[0].name}",
             recommendation="Add residual connections or normalise before the nonlinearity; with fewer, wider "
                            "layers each nonlinearity keeps a larger domain.",
         )

@@ -1,0 +1,40 @@
+"""``--format json``: schema "gradlint/1" (shared/spec/output.md).  Byte-identical across runs."""
+
+from __future__ import annotations
+
+import json
+
+from .. import __version__
+from ..report import TargetResult, to_plain
+from . import counts
+
+SCHEMA = "gradlint/1"
+
+
+def result_dict(r: TargetResult) -> dict:
+    rep = r.report
+    return {
+        "target": r.target,
+        "ok": r.ok,
+        "error": to_plain(r.error),
+        "trace": rep.trace if rep else None,
+        "trace_note": rep.trace_note if rep else None,
+        "path": rep.path if rep else None,
+        "line": rep.line if rep else None,
+        "probe": to_plain(rep.probe) if rep else None,
+        "summary": to_plain(rep.summary) if rep else None,
+        "layers": to_plain(rep.layers) if rep else [],
+        "residual_blocks": to_plain(rep.residual_blocks) if rep else [],
+        "nonfinite": list(rep.nonfinite) if rep else [],
+        "findings": to_plain(r.findings),
+    }
+
+
+def render(results: list[TargetResult]) -> str:
+    doc = {
+        "schema": SCHEMA,
+        "version": __version__,
+        "results": [result_dict(r) for r in results],
+        "summary": counts(results),
+    }
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,144 @@
+"""The human report (rich): verdict, summary figures, per-layer table, findings with fixes."""
+
+from __future__ import annotations
+
+import textwrap
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..report import SEVERITY_RANK, Layer, TargetResult
+from ..rules.base import fmt
+from . import counts
+
+STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
+MAX_ROWS = 40
+EDGE_ROWS = 8
+
+
+def verdict(r: TargetResult) -> str:
+    if not r.findings:
+        return "clean"
+    return max((f.severity for f in r.findings), key=SEVERITY_RANK.__getitem__)
+
+
+def _rows(r: TargetResult) -> list[tuple[Layer, Layer | None]]:
+    """One row per input, depth-bearing layer or residual merge, with the nonlinearity it feeds."""
+    rep = r.report
+    merges = {b.merge for b in rep.residual_blocks}
+    rows: list[tuple[Layer, Layer | None]] = []
+    for x in rep.layers:
+        if x.kind in ("input", "layer", "embedding") or x.name in merges:
+            rows.append((x, None))
+        elif x.kind == "nonlinearity":
+            if rows and rows[-1][1] is None and rows[-1][0].kind != "input":
+                rows[-1] = (rows[-1][0], x)
+            else:
+                rows.append((x, x))
+    return rows
+
+
+def _worst(rows: list[tuple[Layer, Layer | None]], r: TargetResult) -> set[int]:
+    """Rows to highlight: extremes of each column and the rows findings point at."""
+    picks: set[int] = set()
+    named = {f.layer for f in r.findings if f.layer}
+
+    def pick(values, key):
+        vals = [(i, v) for i, v in values if v is not None]
+        if vals:
+            picks.add(key(vals, key=lambda t: t[1])[0])
+
+    pick([(i, a.gsc) for i, (a, _) in enumerate(rows)], max)
+    pick([(i, n.sign_diversity if n else None) for i, (_, n) in enumerate(rows)], min)
+    pick([(i, n.relative_spread if n else None) for i, (_, n) in enumerate(rows)], min)
+    pick([(i, n.nonlinearity if n else None) for i, (_, n) in enumerate(rows)], min)
+    picks |= {i for i, (a, n) in enumerate(rows) if a.name in named or (n is not None and n.name in named)}
+    return picks
+
+
+def _table(r: TargetResult) -> Table:
+    rows = _rows(r)
+    hot = _worst(rows, r)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col, justify in (("layer", "left"), ("op", "left"), ("depth", "right"), ("GSC", "right"),
+                         ("pre-act std", "right"), ("spread", "right"), ("sign div", "right"),
+                         ("nonlin", "right"), ("defect", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    shown = set(range(len(rows)))
+    if len(rows) > MAX_ROWS:
+        shown = set(range(EDGE_ROWS)) | set(range(len(rows) - EDGE_ROWS, len(rows))) | hot
+    skipped = 0
+    for i, (a, n) in enumerate(rows):
+        if i not in shown:
+            skipped += 1
+            continue
+        if skipped:
+            table.add_row(Text(f"... {skipped} rows", style="dim"))
+            skipped = 0
+        op = a.op if n is None or n is a else f"{a.op}>{n.op}"
+        cells = [a.name, op, "" if a.depth is None else str(a.depth), fmt(a.gsc) if a.gsc is not None else "",
+                 *((fmt(getattr(n, k)) if n is not None and getattr(n, k) is not None else "")
+                   for k in ("preact_std", "relative_spread", "sign_diversity", "nonlinearity")),
+                 fmt(a.orthogonality_defect) if a.orthogonality_defect is not None else ""]
+        table.add_row(*cells, style="bold" if i in hot else None)
+    return table
+
+
+def _summary(r: TargetResult) -> Text:
+    s, p = r.report.summary, r.report.probe
+    shapes = ", ".join("x".join(str(d) for d in shape) for shape in p.input_shapes)
+    rate = f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})" if s.explosion_rate is not None else "n/a"
+    eff = fmt(s.effective_depth) if s.effective_depth is not None else "n/a"
+    lines = [
+        f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}",
+        f"depth {s.compositional_depth} compositional, {eff} effective; {len(r.report.residual_blocks)} residual merges",
+        f"GSC input {fmt(s.gsc_input)}, max {fmt(s.gsc_max)}, rate {rate}"
+        + (f", relative to {s.gsc_anchor}" if s.gsc_anchor else ""),
+        f"min sign diversity {fmt(s.min_sign_diversity)}, min spread {fmt(s.min_relative_spread)}, "
+        f"min pre-act std {fmt(s.min_preact_std)}, mean orthogonality defect {fmt(s.mean_orthogonality_defect)}",
+    ]
+    return Text("\n".join("  " + x for x in lines))
+
+
+def _findings(r: TargetResult, width: int) -> Group:
+    parts = []
+    indent = " " * 10
+    wrap = max(40, width - 2)
+    for f in r.findings:
+        where = f"{f.path}:{f.line}" if f.path and f.line else (f.path or "")
+        head = Text()
+        head.append(f"  {f.severity:<7} ", style=STYLE[f.severity])
+        head.append(f"{f.code} {f.name}", style="bold")
+        head.append(f"  {where}" + (f" [{f.layer}]" if f.layer else ""))
+        parts += [head, Text(textwrap.fill(f.message, wrap, initial_indent=indent, subsequent_indent=indent)),
+                  Text(textwrap.fill(f"fix: {f.recommendation}", wrap, initial_indent=indent,
+                                     subsequent_indent=indent), style="dim")]
+    return Group(*parts, Text(""))
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def render(results: list[TargetResult], console: Console) -> None:
+    for r in results:
+        if not r.ok:
+            continue
+        v = verdict(r)
+        c = counts([r])
+        head = Text()
+        head.append(r.target, style="bold")
+        head.append("  ")
+        head.append(v.upper(), style=STYLE[v])
+        if r.findings:
+            head.append(f"  ({_n(c['errors'], 'error')}, {_n(c['warnings'], 'warning')}, {c['infos']} info)")
+        console.print(Group(head, _summary(r), Text(""), _table(r), Text("")))
+        if r.findings:
+            console.print(_findings(r, console.width))
+    c = counts(results)
+    tail = (f"{_n(c['targets'], 'target')} analysed: {_n(c['errors'], 'error')}, "
+            f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
+    if c["failed"]:
+        tail += f"; {c['failed']} could not be analysed (see stderr)"
+    console.print(tail)
