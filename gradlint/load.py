@@ -205,7 +205,8 @@ def _module_inputs(module: ModuleType) -> Callable[[nn.Module], tuple] | None:
                       if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         except (TypeError, ValueError):
             params = []
-        return as_tuple(fn(model) if params else fn())
+        value = fn(model) if params else fn()
+        return None if value is None else as_tuple(value)
 
     return call
 
@@ -218,7 +219,8 @@ def _model_inputs(model: nn.Module) -> tuple | None:
     attr = getattr(model, "example_inputs", None)
     if attr is None:
         return None
-    return as_tuple(attr() if callable(attr) else attr)
+    value = attr() if callable(attr) else attr
+    return None if value is None else as_tuple(value)
 
 
 def needs_arguments(fn: Callable) -> list[str]:
