@@ -1,0 +1,33 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+class Run:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def gradlint():
+    """Run the real command line in a subprocess, from the repository root."""
+
+    def run(*args: str) -> Run:
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+        proc = subprocess.run([sys.executable, "-m", "gradlint", *args], cwd=ROOT, capture_output=True,
+                              text=True, env=env, timeout=300)
+        return Run(proc)
+
+    return run
