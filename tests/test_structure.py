@@ -1,0 +1,115 @@
+"""Loading and graph structure: what is discovered, the spine, depths and residual merges."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+import gradlint
+from gradlint.graph import GraphNode, analyse
+from gradlint.load import LoadFailure, resolve
+
+from reference_models import ResidualMLP, gaussian
+
+
+def test_discovery_finds_instances_zero_arg_classes_and_factories_only():
+    sources = resolve("tests/fixtures/multi.py")
+    assert [s.target for s in sources] == [
+        "tests/fixtures/multi.py:tiny", "tests/fixtures/multi.py:make_mlp", "tests/fixtures/multi.py:build_conv"]
+    assert all(not isinstance(s, LoadFailure) for s in sources)
+    lines = {s.target.rsplit(":", 1)[1]: s.line for s in sources}
+    assert lines == {"tiny": 26, "make_mlp": 29, "build_conv": 33}
+
+
+def test_named_target_and_module_path_target(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "nets.py").write_text(
+        "import torch.nn as nn\n\ndef small() -> nn.Module:\n    return nn.Linear(3, 2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    [src] = resolve("pkg.nets:small")
+    assert isinstance(src.construct(), nn.Linear)
+    [src] = resolve(f"{tmp_path}/pkg/nets.py:small")
+    assert src.line == 3
+
+
+def test_import_leaves_sys_path_as_it_was():
+    import sys
+
+    before = list(sys.path)
+    resolve("tests/fixtures/multi.py")
+    resolve("tests/fixtures/import_error.py")
+    assert sys.path == before
+
+
+def test_spine_is_the_dominators_of_the_output():
+    nodes = [GraphNode("x", [], is_input=True), GraphNode("a", ["x"], True), GraphNode("r", ["a"]),
+             GraphNode("add", ["x", "r"], is_merge=True), GraphNode("w", []), GraphNode("b", ["add", "w"], True),
+             GraphNode("add2", ["b", "add"], is_merge=True), GraphNode("out", ["add2"], True)]
+    s = analyse(nodes, ["out"])
+    assert s.spine == ["x", "add", "add2", "out"]
+    assert s.depth["x"] == 3 and s.depth["add"] == 2 and s.depth["out"] == 0
+    assert s.compositional_depth == 3
+    assert [(m.id, m.skip, m.branches, m.branch_depth) for m in s.merges] == [
+        ("add", "x", ("r",), 1), ("add2", "add", ("b",), 1)]
+    assert "w" not in s.reachable  # a parameter starts no path
+
+
+def test_residual_mlp_spine_and_dilution():
+    torch.manual_seed(0)
+    model, x = ResidualMLP(blocks=6, scale=0.2), gaussian(64, 100)
+    report = gradlint.lint(model, x).report
+    merges = [x for x in report.layers if x.kind == "merge"]
+    assert len(report.residual_blocks) == 6 and all(m.spine for m in merges)
+    assert not any(x.spine for x in report.layers if x.name.startswith("blocks.") and x.kind == "layer")
+    assert report.summary.compositional_depth == 2 * 6 + 2
+    with torch.no_grad():
+        h = model.stem(x)
+        expected = []
+        for block in model.blocks:
+            branch = 0.2 * block(h)
+            expected.append(float(h.norm() / branch.norm()))
+            h = h + branch
+    assert [b.branch_depth for b in report.residual_blocks] == [2] * 6
+    assert [b.dilution for b in report.residual_blocks] == pytest.approx(expected, rel=1e-4)
+    assert report.summary.effective_depth is None  # not measured for residual nets yet
+
+
+def test_plain_network_effective_depth_is_compositional_depth():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    s = gradlint.lint(model, gaussian(64, 8)).report.summary
+    assert s.compositional_depth == 3 and s.effective_depth == 3.0
+
+
+def test_inplace_relu_does_not_corrupt_the_pre_activation_or_gradient():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    inplace = nn.Sequential(nn.Linear(16, 16), nn.ReLU(inplace=True), nn.Linear(16, 16), nn.ReLU(inplace=True),
+                            nn.Linear(16, 4))
+    inplace.load_state_dict(plain.state_dict())
+    x = gaussian(64, 16)
+    a, b = gradlint.lint(plain, x).report, gradlint.lint(inplace, x).report
+    assert a.layers == b.layers
+
+
+def test_functional_layers_and_token_inputs():
+    class Tok(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(50, 16)
+            self.w = nn.Parameter(torch.randn(16, 16) / 4)
+            self.out = nn.Linear(16, 3)
+
+        def forward(self, ids):
+            h = torch.relu(self.emb(ids) @ self.w)
+            return self.out(h).mean(dim=1)
+
+    torch.manual_seed(0)
+    result = gradlint.lint(Tok())  # inputs inferred from the Embedding: token ids
+    report = result.report
+    assert report.probe.input_shapes == ((64, 32),)
+    assert report.summary.compositional_depth == 2  # matmul with a parameter counts
+    emb = report.layer("emb")
+    assert emb.kind == "embedding" and emb.gsc is not None and emb.spine
+    relu = next(x for x in report.layers if x.kind == "nonlinearity")
+    assert relu.samples == 64 * 32 and relu.sign_diversity > 0.3
