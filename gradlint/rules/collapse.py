@@ -13,6 +13,16 @@ def _count(layers: list[Layer], total: int) -> str:
     return f"{len(layers)} of {total} nonlinearities"
 
 
+def _below(rule: Rule, layers: list[Layer], stat: str):
+    """Layers whose ``stat`` is under the rule's warning level, the worst one, and its (severity, threshold)."""
+    bad = [x for x in layers if getattr(x, stat) is not None and getattr(x, stat) < rule.opts["warning"]]
+    if not bad:
+        return None
+    worst = min(bad, key=lambda x: getattr(x, stat))
+    level = "error" if getattr(worst, stat) < rule.opts["error"] else "warning"
+    return bad, worst, level, rule.opts[level]
+
+
 class DomainCollapse(Rule):
     """What it does:
     Flags nonlinearities whose pre-activations are nearly the same for every input: the relative
@@ -47,12 +57,10 @@ class DomainCollapse(Rule):
 
     def check(self, report: ModelReport):
         layers = list(nonlinearities(report))
-        bad = [x for x in layers if x.relative_spread is not None and x.relative_spread < self.opts["warning"]]
-        if not bad:
+        hit = _below(self, layers, "relative_spread")
+        if hit is None:
             return
-        worst = min(bad, key=lambda x: x.relative_spread)
-        severity, threshold = (("error", self.opts["error"]) if worst.relative_spread < self.opts["error"]
-                               else ("warning", self.opts["warning"]))
+        bad, worst, severity, threshold = hit
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.relative_spread, threshold=threshold,
             message=f"relative spread of the pre-activation is {fmt(worst.relative_spread)} at {worst.name}; "
@@ -99,12 +107,10 @@ class SignDiversityCollapse(Rule):
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.family == "relu" and x.sign_diversity is not None
                   and (x.samples or 0) >= self.opts["min-samples"] and not collapsed(x, COLLAPSE_SPREAD)]
-        bad = [x for x in layers if x.sign_diversity < self.opts["warning"]]
-        if not bad:
+        hit = _below(self, layers, "sign_diversity")
+        if hit is None:
             return
-        worst = min(bad, key=lambda x: x.sign_diversity)
-        severity, threshold = (("error", self.opts["error"]) if worst.sign_diversity < self.opts["error"]
-                               else ("warning", self.opts["warning"]))
+        bad, worst, severity, threshold = hit
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.sign_diversity, threshold=threshold,
             message=f"sign diversity is {fmt(worst.sign_diversity)} at {worst.name} (healthy: ~0.5); "
@@ -149,12 +155,10 @@ class PseudoLinear(Rule):
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.nonlinearity is not None
                   and not collapsed(x, COLLAPSE_SPREAD)]
-        bad = [x for x in layers if x.nonlinearity < self.opts["warning"]]
-        if not bad:
+        hit = _below(self, layers, "nonlinearity")
+        if hit is None:
             return
-        worst = min(bad, key=lambda x: x.nonlinearity)
-        severity, threshold = (("error", self.opts["error"]) if worst.nonlinearity < self.opts["error"]
-                               else ("warning", self.opts["warning"]))
+        bad, worst, severity, threshold = hit
         std = f", pre-activation std {fmt(worst.preact_std)}" if worst.family == "saturating" else ""
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.nonlinearity, threshold=threshold,
