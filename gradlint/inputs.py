@@ -91,7 +91,8 @@ def infer(model: nn.Module, batch: int | None, seed: int) -> tuple[torch.Tensor,
     errors = []
     for cand in candidates:
         shapes = cand if isinstance(cand[0], tuple) else (cand,)
-        trial = tuple(torch.zeros((2, *s), dtype=dtype, device=device).normal_() for s in shapes)
+        trial_gen = torch.Generator().manual_seed(seed)  # never the global RNG: lint leaves it as it was
+        trial = tuple(gaussian((2, *s), trial_gen, device, dtype) for s in shapes)
         try:
             _try(model, trial, "")
         except InputError as exc:
