@@ -459,7 +459,7 @@ def snapshot(model: nn.Module) -> dict:
     digest = hashlib.sha256()
     for name, t in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(bytes(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).tolist()))
     return {
         "state": digest.hexdigest(),
         "training": [(n, m.training) for n, m in model.named_modules()],
