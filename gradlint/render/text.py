@@ -137,7 +137,7 @@ def render(results: list[TargetResult], console: Console) -> None:
         if r.findings:
             console.print(_findings(r, console.width))
     c = counts(results)
-    tail = (f"{_n(c['targets'], 'target')} analysed: {_n(c['errors'], 'error')}, "
+    tail = (f"{_n(c['targets'] - c['failed'], 'target')} analysed: {_n(c['errors'], 'error')}, "
             f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
     if c["failed"]:
         tail += f"; {c['failed']} could not be analysed (see stderr)"
