@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from . import inputs as probe_inputs
 from . import probe
-from .errors import GradlintError, InputError
+from .errors import GradlintError, InputError, one_line
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult
 from .rules import check
@@ -93,8 +93,7 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResu
         return TargetResult(target=source.target, error=AnalysisError(message, exc.kind),
                             traceback=traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - the model's own code can raise anything
-        text = str(exc).strip().splitlines()
-        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        detail = one_line(exc)
         return TargetResult(target=source.target,
                             error=AnalysisError(f"{source.target}: example_inputs or probe failed: {detail}; "
                                                 "run with --debug for the traceback", "internal"),

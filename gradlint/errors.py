@@ -1,6 +1,12 @@
 """Why a target could not be analysed.  Each carries the JSON ``error.kind``."""
 
 
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for one-line error reports."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 class GradlintError(Exception):
     kind = "internal"
 

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .state import preserved
 
 DEFAULT_BATCH = 64
@@ -113,7 +113,6 @@ def _try(model: nn.Module, inputs: tuple, what: str) -> None:
         try:
             model(*inputs)
         except Exception as exc:  # noqa: BLE001 - any failure of the user's forward is reported
-            text = str(exc).strip().splitlines()
-            msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+            msg = one_line(exc)
             raise InputError(f"{msg}" if not what else f"forward pass fails with {what} ({msg}); "
                              "pass --input-shape or define example_inputs()") from exc

@@ -27,7 +27,7 @@ from types import ModuleType
 import torch
 import torch.nn as nn
 
-from .errors import ConstructError, GradlintError, LoadError
+from .errors import ConstructError, GradlintError, LoadError, one_line
 
 FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
 
@@ -138,7 +138,7 @@ def _import_file(path: str) -> ModuleType:
             raise
         line = _line_in(exc, apath)
         where = f"{path}:{line}" if line else path
-        raise LoadError(f"{where}: import failed: {_one_line(exc)}; fix the error (--debug shows the traceback)") from exc
+        raise LoadError(f"{where}: import failed: {one_line(exc)}; fix the error (--debug shows the traceback)") from exc
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
@@ -152,16 +152,11 @@ def _import_module(name: str) -> tuple[ModuleType, str | None]:
     except SystemExit as exc:
         raise LoadError(f"{name}: called sys.exit({exc.code!r}) while importing") from exc
     except ModuleNotFoundError as exc:
-        raise LoadError(f"{name}: no such file or importable module ({_one_line(exc)}); check the path") from exc
+        raise LoadError(f"{name}: no such file or importable module ({one_line(exc)}); check the path") from exc
     except Exception as exc:  # noqa: BLE001
-        raise LoadError(f"{name}: import failed: {_one_line(exc)}; fix the error (--debug shows the traceback)") from exc
+        raise LoadError(f"{name}: import failed: {one_line(exc)}; fix the error (--debug shows the traceback)") from exc
     path = getattr(module, "__file__", None)
     return module, os.path.relpath(path) if path else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _line_in(exc: BaseException, apath: str) -> int | None:
@@ -297,7 +292,7 @@ def _constructor(fn: Callable, call: str, target: str) -> Callable[[], nn.Module
         except SystemExit as exc:
             raise ConstructError(f"{target}: {call} called sys.exit({exc.code!r})") from exc
         except Exception as exc:  # noqa: BLE001
-            raise ConstructError(f"{target}: {call} failed: {_one_line(exc)}; fix the constructor "
+            raise ConstructError(f"{target}: {call} failed: {one_line(exc)}; fix the constructor "
                                  "(--debug shows the traceback)") from exc
         if not isinstance(model, nn.Module):
             raise ConstructError(f"{target}: {call} returned {type(model).__name__}, not an nn.Module")

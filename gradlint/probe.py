@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
 
 from . import ops, stats
 from .graph import GraphNode, analyse
 from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
-from .errors import ProbeError
+from .errors import ProbeError, one_line
 from .state import preserved
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -40,6 +41,7 @@ class Record:
     preds: list[str]
     family: str | None = None
     depth_bearing: bool = False
+    weight_arg: int | None = None            # position of the weight among a functional layer's args
     is_input: bool = False
     is_merge: bool = False
     measured: bool = False
@@ -124,7 +126,7 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
         preds = _tensor_args(node)
         if node.op == "placeholder" or any(p in reachable for p in preds):
             reachable.add(node)
-        kind, op_name, family = "other", str(node.target), None
+        kind, op_name, family, weight_arg = "other", str(node.target), None, None
         if node.op == "placeholder":
             kind, op_name = "input", "input"
         elif node.op == "get_attr":
@@ -139,9 +141,9 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
             live = [p for p in preds if p in reachable]
             if node.op == "call_function":
                 if fn in ops.DEPTH_FUNCTIONS:
-                    kind = "layer"
+                    kind, weight_arg = "layer", 2 if fn is F.bilinear else 1
                 elif fn in ops.MATMUL_FUNCTIONS and len(live) == 1 and len(preds) >= 2:
-                    kind = "layer"
+                    kind, weight_arg = "layer", _weight_position(node, reachable)
                 elif fn in ops.NONLINEAR_FUNCTIONS:
                     kind, family = "nonlinearity", ops.NONLINEAR_FUNCTIONS[fn]
                 elif fn in ops.NORM_FUNCTIONS:
@@ -150,7 +152,7 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
                     kind = "merge"
             else:
                 if fn in ops.MATMUL_METHODS and len(live) == 1 and len(preds) >= 2:
-                    kind = "layer"
+                    kind, weight_arg = "layer", _weight_position(node, reachable)
                 elif fn in ops.NONLINEAR_METHODS:
                     kind, family = "nonlinearity", ops.NONLINEAR_METHODS[fn]
                 elif fn in ops.MERGE_METHODS and len(live) >= 2:
@@ -159,7 +161,7 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
         path, line = source_of(node.stack_trace)
         rec = Record(
             id=node.name, name=name, op=op_name, kind=kind, family=family,
-            preds=[p.name for p in preds], depth_bearing=kind == "layer",
+            preds=[p.name for p in preds], depth_bearing=kind == "layer", weight_arg=weight_arg,
             is_input=node.op == "placeholder", is_merge=kind == "merge",
             measured=kind in ("input", "layer", "nonlinearity", "norm", "merge", "embedding"),
             path=path, line=line,
@@ -167,6 +169,14 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
         records[rec.id] = rec
         by_node[node] = rec
     return records, by_node, _nodes_to_clone(gm)
+
+
+def _weight_position(node: fx.Node, reachable: set[fx.Node]) -> int | None:
+    """The argument of a matmul that does not depend on the inputs: its weight."""
+    for i, a in enumerate(node.args):
+        if isinstance(a, fx.Node) and a not in reachable:
+            return i
+    return None
 
 
 def _node_name(node: fx.Node, op_name: str, counters: dict[str, int]) -> str:
@@ -242,15 +252,9 @@ class _FxRecorder(fx.Interpreter):
             if rec.kind == "layer":
                 if n.op == "call_module":
                     weight = ops.weight_of(self.modules[n.target])
-                else:
-                    live = {p.name for p in _tensor_args(n) if self.records[p.name].kind != "constant"}
-                    arg_nodes = [a for a in n.args if isinstance(a, fx.Node)]
-                    for a, v in zip(arg_nodes, [a for a in args if isinstance(a, torch.Tensor)]):
-                        if n.target in ops.DEPTH_FUNCTIONS and a is arg_nodes[0]:
-                            continue
-                        if a.name not in live or n.target in ops.DEPTH_FUNCTIONS:
-                            weight = v
-                            break
+                elif rec.weight_arg is not None and rec.weight_arg < len(args):
+                    weight = args[rec.weight_arg]
+                    weight = weight if isinstance(weight, torch.Tensor) else None
         out = super().run_node(n)
         if rec is None or not isinstance(out, torch.Tensor):
             return out
@@ -410,20 +414,20 @@ def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line:
         try:
             gm = trace_fx(model)
         except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back
-            gm, note = None, f"torch.fx could not trace the model ({_one_line(exc)})"
+            gm, note = None, f"torch.fx could not trace the model ({one_line(exc)})"
         torch.manual_seed(seed)
         cap = None
         if gm is not None:
             try:
                 cap = capture_fx(gm, inputs)
             except Exception as exc:  # noqa: BLE001
-                note = f"the traced graph did not run ({_one_line(exc)})"
+                note = f"the traced graph did not run ({one_line(exc)})"
                 torch.manual_seed(seed)
         if cap is None:
             try:
                 cap = capture_hooks(model, inputs, note or "")
             except Exception as exc:
-                raise ProbeError(f"forward pass failed: {_one_line(exc)}") from exc
+                raise ProbeError(f"forward pass failed: {one_line(exc)}") from exc
         if not cap.output_values or not all(v.is_floating_point() for v in cap.output_values):
             kinds = ", ".join(sorted({str(v.dtype) for v in cap.output_values})) or "no tensor"
             raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
@@ -439,12 +443,6 @@ def _first_device(inputs: tuple) -> torch.device:
         if isinstance(x, torch.Tensor):
             return x.device
     return torch.device("cpu")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:

@@ -113,3 +113,24 @@ def test_functional_layers_and_token_inputs():
     assert emb.kind == "embedding" and emb.gsc is not None and emb.spine
     relu = next(x for x in report.layers if x.kind == "nonlinearity")
     assert relu.samples == 64 * 32 and relu.sign_diversity > 0.3
+
+
+def test_functional_layer_weights_give_the_orthogonality_defect():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(16, 16))
+            nn.init.orthogonal_(self.w)
+            self.v = nn.Parameter(torch.randn(4, 16))
+
+        def forward(self, x):
+            h = torch.relu(x @ self.w)
+            h = torch.relu(torch.matmul(self.w.t(), h.t()).t())  # a computed weight still counts
+            return torch.nn.functional.linear(h, self.v)
+
+    report = gradlint.lint(Functional(), gaussian(64, 16)).report
+    layers = [x for x in report.layers if x.kind == "layer"]
+    assert [x.name for x in layers] == ["matmul", "matmul_1", "linear"]
+    assert layers[0].orthogonality_defect < 1e-5 and layers[1].orthogonality_defect < 1e-5
+    assert layers[2].orthogonality_defect > 0.1
+    assert report.summary.compositional_depth == 3
