@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import traceback
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import torch.nn as nn
 from . import inputs as probe_inputs
 from . import probe
 from .errors import GradlintError, InputError, one_line
+from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult
 from .rules import check
@@ -48,7 +48,7 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
         _, line = inspect.getsourcelines(type(model))
     except (TypeError, OSError):
         return None, None
-    return (os.path.relpath(path) if path else None), line
+    return (display_path(path) if path else None), line
 
 
 def _lint(model, given, source, opts: ProbeOptions, target, path, line) -> TargetResult:

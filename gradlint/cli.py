@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .api import ProbeOptions, analyse
+from .errors import one_line
 from .load import resolve
 from .report import SEVERITY_RANK, AnalysisError, TargetResult
 
@@ -96,7 +97,7 @@ def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, s
 
 def _internal(target: str, exc: Exception) -> TargetResult:
     return TargetResult(target=target, traceback=traceback.format_exc(), error=AnalysisError(
-        f"{target}: internal error: {type(exc).__name__}: {exc}; please report it (--debug shows the traceback)",
+        f"{target}: internal error: {one_line(exc)}; please report it (--debug shows the traceback)",
         "internal"))
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from .errors import ConstructError, GradlintError, LoadError, one_line
+from .paths import display_path
 
 FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
 
@@ -156,7 +157,7 @@ def _import_module(name: str) -> tuple[ModuleType, str | None]:
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"{name}: import failed: {one_line(exc)}; fix the error (--debug shows the traceback)") from exc
     path = getattr(module, "__file__", None)
-    return module, os.path.relpath(path) if path else None
+    return module, display_path(path) if path else None
 
 
 def _line_in(exc: BaseException, apath: str) -> int | None:

@@ -19,9 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import ops, stats
-from .graph import GraphNode, analyse
+from .graph import GraphNode, Structure, analyse
 from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
 from .errors import ProbeError, one_line
+from .paths import display_path
 from .state import preserved
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -81,12 +82,6 @@ def source_of(stack_trace: str | None) -> tuple[str | None, int | None]:
             continue
         best = (display_path(path), int(line))
     return best
-
-
-def display_path(path: str) -> str:
-    """Relative to the working directory when below it, as users spell paths on the command line."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 # --------------------------------------------------------------------------- fx capture
@@ -432,9 +427,10 @@ def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line:
             kinds = ", ".join(sorted({str(v.dtype) for v in cap.output_values})) or "no tensor"
             raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
                              "floating output (or a tuple or dict of them)")
+        structure = _structure(cap)
         gen = torch.Generator().manual_seed(seed + 1)
-        summary_anchor, no_grad = _backward(cap, draws, gen)
-    return _build_report(cap, target=target, path=path, line=line, seed=seed, device=device, dtype=dtype,
+        summary_anchor, no_grad = _backward(cap, structure, draws, gen)
+    return _build_report(cap, structure, target=target, path=path, line=line, seed=seed, device=device, dtype=dtype,
                          inputs=inputs, input_source=input_source, anchor=summary_anchor, no_grad=no_grad)
 
 
@@ -452,7 +448,7 @@ def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> t
     return u.to(device=like.device, dtype=like.dtype)
 
 
-def _backward(cap: Capture, draws: int, gen: torch.Generator) -> tuple[str | None, bool]:
+def _backward(cap: Capture, structure: Structure, draws: int, gen: torch.Generator) -> tuple[str | None, bool]:
     """GSC at every measured node.  Returns (anchor record id if not the output, no-gradient flag)."""
     recs = [r for r in cap.records.values() if r.tensor is not None and r.tensor.requires_grad]
     ys = [y for y in cap.output_values if y.requires_grad]
@@ -462,7 +458,7 @@ def _backward(cap: Capture, draws: int, gen: torch.Generator) -> tuple[str | Non
         _release(cap)
         return None, True
     if y_norm == 0.0:
-        anchor = _anchor(cap)
+        anchor = _anchor(cap, structure)
         if anchor is None:
             _release(cap)
             return None, False
@@ -481,16 +477,14 @@ def _backward(cap: Capture, draws: int, gen: torch.Generator) -> tuple[str | Non
                 if not bool(torch.isfinite(g).all()):
                     recs[k].nonfinite = True
     for k, r in enumerate(recs):
-        if used[k] and y_norm > 0 and r.norm is not None:
-            value = math.sqrt(sums[k] / draws / r.tensor.numel()) * r.norm / y_norm
-            r.gsc = value if math.isfinite(value) else None
+        if used[k] and r.norm is not None:
+            r.gsc = stats.gsc_from_sum(sums[k] / draws, r.tensor.numel(), r.norm, y_norm)
     _release(cap)
     return anchor, False
 
 
-def _anchor(cap: Capture) -> str | None:
+def _anchor(cap: Capture, structure: Structure) -> str | None:
     """The spine point nearest the output whose value is non-zero (for a zero-initialised head)."""
-    structure = _structure(cap)
     points = [i for i in reversed(structure.spine)
               if cap.records[i].tensor is not None and (cap.records[i].norm or 0.0) > 0
               and cap.records[i].tensor.requires_grad]
@@ -503,15 +497,14 @@ def _release(cap: Capture) -> None:
     cap.output_values = []
 
 
-def _structure(cap: Capture):
+def _structure(cap: Capture) -> Structure:
     nodes = [GraphNode(r.id, r.preds, r.depth_bearing, r.is_input, r.is_merge) for r in
              (cap.records[i] for i in cap.order)]
     return analyse(nodes, cap.outputs)
 
 
-def _build_report(cap: Capture, *, target, path, line, seed, device, dtype, inputs, input_source, anchor,
+def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, device, dtype, inputs, input_source, anchor,
                   no_grad) -> ModelReport:
-    st = _structure(cap)
     spine = set(st.spine)
     layers: list[Layer] = []
     for i in cap.order:

@@ -13,11 +13,15 @@ def gsc(grad: torch.Tensor, value_norm: float, output_norm: float) -> float | No
 
     ``grad`` is G = dY/dH^T u for a standard Gaussian u; E||G||^2 = ||dY/dH||_F^2 (Hutchinson).
     """
+    g = grad.detach().double()
+    return gsc_from_sum(float((g * g).sum()), g.numel(), value_norm, output_norm)
+
+
+def gsc_from_sum(grad_sq_sum: float, numel: int, value_norm: float, output_norm: float) -> float | None:
+    """The same estimate from sum(G^2) (averaged over draws), for callers that keep no gradient tensor."""
     if output_norm <= 0.0 or not math.isfinite(output_norm):
         return None
-    g = grad.detach().double()
-    qm = math.sqrt(float((g * g).sum()) / g.numel())
-    value = qm * value_norm / output_norm
+    value = math.sqrt(grad_sq_sum / numel) * value_norm / output_norm
     return value if math.isfinite(value) else None
 
 

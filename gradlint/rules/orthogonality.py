@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from ..report import ModelReport
 from .base import Rule, depth_layers, fmt, span
-from .collapse import COLLAPSE_SPREAD
+from .collapse import DomainCollapse, PseudoLinear, SignDiversityCollapse
+from .gradient import ExplodingGradients, VanishingGradients
 
 
 def shows_pathology(report: ModelReport) -> bool:
     """Explosion, vanishing or collapse at the default warning levels of GL101, GL102 and GL2xx."""
     s = report.summary
-    if s.gsc_max is not None and s.gsc_max >= 10:
+    if s.gsc_max is not None and s.gsc_max >= ExplodingGradients.options["warning"]:
         return True
-    if s.gsc_input is not None and s.gsc_input < 0.1:
+    if s.gsc_input is not None and s.gsc_input < VanishingGradients.options["warning"]:
         return True
-    if s.min_relative_spread is not None and s.min_relative_spread < COLLAPSE_SPREAD:
+    if s.min_relative_spread is not None and s.min_relative_spread < DomainCollapse.options["warning"]:
         return True
     for x in report.layers:
         if x.kind != "nonlinearity":
             continue
-        if x.family == "relu" and x.sign_diversity is not None and x.sign_diversity < 0.1:
+        if (x.family == "relu" and x.sign_diversity is not None
+                and x.sign_diversity < SignDiversityCollapse.options["warning"]):
             return True
-        if x.nonlinearity is not None and x.nonlinearity < 0.01:
+        if x.nonlinearity is not None and x.nonlinearity < PseudoLinear.options["warning"]:
             return True
     return False
 
