@@ -299,6 +299,38 @@ def _layout(rec: Record, out: torch.Tensor, records: dict[str, Record], module: 
     return out.dim() >= 4
 
 
+@dataclass
+class StaticGraph:
+    """A traced model classified node by node, with its structure, before anything runs."""
+
+    gm: fx.GraphModule
+    records: dict[str, Record]
+    by_node: dict[fx.Node, Record]
+    structure: Structure
+
+    def module_of(self, record_id: str) -> nn.Module | None:
+        """The module a ``call_module`` node calls, else None."""
+        node = next((n for n, r in self.by_node.items() if r.id == record_id), None)
+        if node is None or node.op != "call_module":
+            return None
+        return self.gm.get_submodule(str(node.target))
+
+
+def static_graph(model: nn.Module) -> StaticGraph:
+    """Trace ``model`` (as the probe does) and analyse its structure without running it.
+
+    Raises whatever torch.fx raises when the model cannot be traced.  The returned graph module
+    shares its submodules and parameters with ``model``.
+    """
+    gm = trace_fx(model)
+    records, by_node, _ = _fx_records(gm)
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    out_ids: list[str] = []
+    fx.node.map_arg(out_node.args, lambda n: out_ids.append(n.name))
+    nodes = [GraphNode(r.id, r.preds, r.depth_bearing, r.is_input, r.is_merge) for r in records.values()]
+    return StaticGraph(gm, records, by_node, analyse(nodes, list(dict.fromkeys(out_ids))))
+
+
 def capture_fx(gm: fx.GraphModule, inputs: tuple) -> Capture:
     records, by_node, clone = _fx_records(gm)
     recorder = _FxRecorder(gm, by_node, clone, records)
