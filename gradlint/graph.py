@@ -37,7 +37,8 @@ class Merge:
     block_input: str
     skip: str
     branches: tuple[str, ...]
-    branch_depth: int
+    branch_depth: int                # depth-bearing layers from the block input through the deepest branch
+    skip_depth: int = 0              # ... through the skip (0 for an identity, 1 for a projection)
 
 
 def analyse(nodes: list[GraphNode], outputs: list[str]) -> Structure:
@@ -91,7 +92,7 @@ def analyse(nodes: list[GraphNode], outputs: list[str]) -> Structure:
             continue  # equal depth on every operand: a sum of parallel paths, not a skip plus a branch
         skip = min(through, key=lambda p: (through[p], p not in spine_set))
         branches = tuple(p for p in through if p != skip)
-        structure.merges.append(Merge(i, bi, skip, branches, max(through[b] for b in branches)))
+        structure.merges.append(Merge(i, bi, skip, branches, max(through[b] for b in branches), through[skip]))
     return structure
 
 

@@ -66,6 +66,9 @@ class Capture:
     trace: str
     trace_note: str | None = None
     order: list[str] = field(default_factory=list)
+    # (merge id, "skip" | "branch") -> the block input's alias on that side (a tensor until the backward)
+    aliases: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)   # merge id -> branch share
 
 
 # --------------------------------------------------------------------------- source lines
@@ -226,14 +229,21 @@ def _nodes_to_clone(gm: fx.GraphModule) -> set[fx.Node]:
 
 class _FxRecorder(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule, by_node: dict[fx.Node, Record], clone: set[fx.Node],
-                 records: dict[str, Record]):
+                 records: dict[str, Record], aliases: dict[fx.Node, tuple[str, str]]):
         super().__init__(gm)
         self.by_node = by_node
         self.clone = clone
         self.records = records
         self.modules = dict(gm.named_modules())
+        self.alias_nodes = aliases
+        self.aliases: dict[tuple[str, str], torch.Tensor] = {}
 
     def run_node(self, n: fx.Node):
+        if n in self.alias_nodes:
+            out = super().run_node(n)
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                self.aliases[self.alias_nodes[n]] = out
+            return out
         rec = self.by_node.get(n)
         x_in = None
         weight = None
@@ -324,23 +334,81 @@ def static_graph(model: nn.Module) -> StaticGraph:
     """
     gm = trace_fx(model)
     records, by_node, _ = _fx_records(gm)
+    return StaticGraph(gm, records, by_node, _static_structure(gm, records))
+
+
+def _static_structure(gm: fx.GraphModule, records: dict[str, Record]) -> Structure:
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_ids: list[str] = []
     fx.node.map_arg(out_node.args, lambda n: out_ids.append(n.name))
     nodes = [GraphNode(r.id, r.preds, r.depth_bearing, r.is_input, r.is_merge) for r in records.values()]
-    return StaticGraph(gm, records, by_node, analyse(nodes, list(dict.fromkeys(out_ids))))
+    return analyse(nodes, list(dict.fromkeys(out_ids)))
+
+
+def _alias(t):
+    """A separate autograd node for one side of a residual block: its gradient is that side's share."""
+    return t.clone() if isinstance(t, torch.Tensor) else t
+
+
+def _split_block_inputs(gm: fx.GraphModule, structure: Structure) -> dict[fx.Node, tuple[str, str]]:
+    """Give the skip side and the branch side of every residual block their own alias of the block input.
+
+    A user of the block input belongs to the side whose operand it reaches.  A block where one user
+    reaches both sides (or the block input is an input placeholder shared oddly) is left alone and gets
+    no branch share.  Returns alias node -> (merge id, side).
+    """
+    nodes = {n.name: n for n in gm.graph.nodes}
+    position = {n: k for k, n in enumerate(gm.graph.nodes)}
+    aliases: dict[fx.Node, tuple[str, str]] = {}
+    for m in structure.merges:
+        bi, merge = nodes.get(m.block_input), nodes.get(m.id)
+        if bi is None or merge is None:
+            continue
+        reach_skip = _ancestors(nodes[m.skip], bi, position)
+        reach_branch = set().union(*(_ancestors(nodes[b], bi, position) for b in m.branches))
+        sides: dict[str, list[fx.Node]] = {"skip": [], "branch": []}
+        ambiguous = False
+        for user in list(bi.users):
+            on_skip = user in reach_skip or (user is merge and m.skip == bi.name)
+            on_branch = user in reach_branch or (user is merge and bi.name in m.branches)
+            if on_skip and on_branch:
+                ambiguous = True
+            elif on_skip or on_branch:
+                sides["skip" if on_skip else "branch"].append(user)
+        if ambiguous or not sides["skip"] or not sides["branch"]:
+            continue
+        for side, users in sides.items():
+            with gm.graph.inserting_after(bi):
+                alias = gm.graph.call_function(_alias, (bi,))
+            for user in users:
+                user.replace_input_with(bi, alias)
+            aliases[alias] = (m.id, side)
+    return aliases
+
+
+def _ancestors(node: fx.Node, stop: fx.Node, position: dict[fx.Node, int]) -> set[fx.Node]:
+    """``node`` and every node after ``stop`` from which ``node`` can be reached."""
+    seen = {node}
+    todo = [node]
+    while todo:
+        for p in todo.pop().all_input_nodes:
+            if p not in seen and position.get(p, -1) > position[stop]:
+                seen.add(p)
+                todo.append(p)
+    return seen
 
 
 def capture_fx(gm: fx.GraphModule, inputs: tuple) -> Capture:
     records, by_node, clone = _fx_records(gm)
-    recorder = _FxRecorder(gm, by_node, clone, records)
+    aliases = _split_block_inputs(gm, _static_structure(gm, records))
+    recorder = _FxRecorder(gm, by_node, clone, records, aliases)
     result = recorder.run(*inputs)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
     out_ids: list[str] = []
     fx.node.map_arg(out_node.args, lambda n: out_ids.append(n.name))
     values = [v for v in _flatten(result) if isinstance(v, torch.Tensor)]
     outputs = [i for i in dict.fromkeys(out_ids) if records[i].tensor is not None or records[i].norm is not None]
-    return Capture(records, outputs, values, "fx", order=list(records))
+    return Capture(records, outputs, values, "fx", order=list(records), aliases=recorder.aliases)
 
 
 def _flatten(value) -> list:
@@ -496,9 +564,10 @@ def _backward(cap: Capture, structure: Structure, draws: int, gen: torch.Generat
             return None, False
         ys = [cap.records[anchor].tensor]
         y_norm = cap.records[anchor].norm or 0.0
-    tensors = [r.tensor for r in recs]
-    sums = [0.0] * len(recs)
-    used = [False] * len(recs)
+    sides = list(cap.aliases)
+    tensors = [r.tensor for r in recs] + [cap.aliases[k] for k in sides]
+    sums = [0.0] * len(tensors)
+    used = [False] * len(tensors)
     for d in range(draws):
         us = [_cotangent(y.shape, gen, y) for y in ys]
         grads = torch.autograd.grad(ys, tensors, us, allow_unused=True, retain_graph=d < draws - 1)
@@ -506,11 +575,17 @@ def _backward(cap: Capture, structure: Structure, draws: int, gen: torch.Generat
             if g is not None:
                 used[k] = True
                 sums[k] += float(g.detach().double().pow(2).sum())
-                if not bool(torch.isfinite(g).all()):
+                if k < len(recs) and not bool(torch.isfinite(g).all()):
                     recs[k].nonfinite = True
     for k, r in enumerate(recs):
         if used[k] and r.norm is not None:
             r.gsc = stats.gsc_from_sum(sums[k] / draws, r.tensor.numel(), r.norm, y_norm)
+    # Branch share: the branch's part of the squared gradient the block sends to its input.
+    side_sum = {key: sums[len(recs) + k] for k, key in enumerate(sides)}
+    for merge in {m for m, _ in sides}:
+        skip, branch = side_sum.get((merge, "skip")), side_sum.get((merge, "branch"))
+        if skip is not None and branch is not None and math.isfinite(skip + branch) and skip + branch > 0:
+            cap.shares[merge] = branch / (skip + branch)
     _release(cap)
     return anchor, False
 
@@ -527,6 +602,7 @@ def _release(cap: Capture) -> None:
     for r in cap.records.values():
         r.tensor = None
     cap.output_values = []
+    cap.aliases = {}
 
 
 def _structure(cap: Capture) -> Structure:
@@ -565,9 +641,13 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
         blocks.append(ResidualBlock(
             merge=rec.name, block_input=cap.records[m.block_input].name if m.block_input in cap.records else "input",
             skip=cap.records[m.skip].name, branch=", ".join(cap.records[b].name for b in m.branches),
-            dilution=dilution, branch_share=None, branch_depth=m.branch_depth,
-            path=rec.path or path, line=rec.line if rec.path else line,
+            dilution=dilution, branch_share=cap.shares.get(m.id), branch_depth=m.branch_depth,
+            skip_depth=m.skip_depth, path=rec.path or path, line=rec.line if rec.path else line,
         ))
+    paths = None
+    if all(b.branch_share is not None for b in blocks):
+        outside = st.compositional_depth - sum(m.branch_depth for m in st.merges)
+        paths = stats.effective_depth(outside, [(b.skip_depth, b.branch_depth, b.branch_share) for b in blocks])
     # Spine points: float inputs, embedding outputs, depth-bearing spine layers, residual merges.
     points = [(cap.records[i], st.depth.get(i)) for i in st.spine
               if cap.records[i].gsc is not None and st.depth.get(i) is not None
@@ -582,7 +662,9 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
     defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
     summary = Summary(
         compositional_depth=st.compositional_depth,
-        effective_depth=float(st.compositional_depth) if not st.merges else None,
+        effective_depth=paths.mean if paths else None,
+        effective_depth_p5=paths.p5 if paths else None,
+        effective_depth_p95=paths.p95 if paths else None,
         gsc_max=gsc_max, gsc_input=gsc_input,
         explosion_rate=fit.rate if fit else None, explosion_fit_r2=fit.r2 if fit else None,
         min_sign_diversity=min((x.sign_diversity for x in nonlin), default=None),

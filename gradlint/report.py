@@ -36,6 +36,12 @@ class Layer:
     line: int | None = None
 
 
+# A branch larger than its skip (dilution k < 1) dominates the block; a branch that carries under 1%
+# of the block's squared gradient makes the block pass-through (the paper's notes call this tau = 0.01).
+DOMINANT_DILUTION = 1.0
+PASS_THROUGH_SHARE = 0.01
+
+
 @dataclass(frozen=True)
 class ResidualBlock:
     merge: str
@@ -43,10 +49,19 @@ class ResidualBlock:
     skip: str
     branch: str
     dilution: float | None
-    branch_share: float | None
-    branch_depth: int
+    branch_share: float | None         # fraction of the squared gradient at the block input that came through the branch
+    branch_depth: int                  # depth-bearing layers through the (deepest) branch
+    skip_depth: int = 0                # ... through the skip: 0 identity, 1 projection
     path: str | None = None
     line: int | None = None
+
+    @property
+    def branch_dominates(self) -> bool:
+        return self.dilution is not None and self.dilution < DOMINANT_DILUTION
+
+    @property
+    def pass_through(self) -> bool:
+        return self.branch_share is not None and self.branch_share < PASS_THROUGH_SHARE
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,8 @@ class Summary:
     min_preact_std: float | None = None
     spine_points: int = 0
     gsc_anchor: str | None = None       # the node GSC is relative to, when not the output
+    effective_depth_p5: int | None = None   # 5th and 95th percentile of the gradient path length
+    effective_depth_p95: int | None = None
 
 
 @dataclass(frozen=True)

@@ -146,3 +146,40 @@ def explosion_fit(depths: list[int], gscs: list[float]) -> Fit | None:
         return Fit(math.exp(slope), None, n)
     ss_res = sum((v - (my + slope * (d - mx))) ** 2 for d, v in pts)
     return Fit(math.exp(slope), max(0.0, 1.0 - ss_res / syy), n)
+
+
+@dataclass(frozen=True)
+class PathLength:
+    mean: float
+    p5: int
+    p95: int
+
+
+def effective_depth(outside: int, blocks: list[tuple[int, int, float]]) -> PathLength:
+    """Depth-bearing layers on a gradient path, each path weighted by its share of the squared gradient.
+
+    ``outside`` counts the spine layers outside residual blocks; each block is (skip depth, branch
+    depth, branch share p): the path goes through the branch with probability p, else through the
+    skip.  Blocks are independent, so the length is a shifted Poisson-binomial; its distribution is
+    computed exactly by convolution.
+    """
+    dist = {outside: 1.0}
+    for skip, branch, p in blocks:
+        p = min(max(p, 0.0), 1.0)
+        nxt: dict[int, float] = {}
+        for length, q in dist.items():
+            nxt[length + skip] = nxt.get(length + skip, 0.0) + q * (1.0 - p)
+            nxt[length + branch] = nxt.get(length + branch, 0.0) + q * p
+        dist = nxt
+    mean = sum(k * q for k, q in dist.items())
+    return PathLength(mean, _quantile(dist, 0.05), _quantile(dist, 0.95))
+
+
+def _quantile(dist: dict[int, float], level: float) -> int:
+    total = 0.0
+    keys = sorted(dist)
+    for k in keys:
+        total += dist[k]
+        if total >= level - 1e-12:
+            return k
+    return keys[-1]

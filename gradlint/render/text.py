@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..report import SEVERITY_RANK, Layer, TargetResult
+from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, SEVERITY_RANK, Layer, TargetResult
 from ..rules.base import fmt
 from . import counts
 
@@ -89,16 +89,38 @@ def _summary(r: TargetResult) -> Text:
     s, p = r.report.summary, r.report.probe
     shapes = ", ".join("x".join(str(d) for d in shape) for shape in p.input_shapes)
     rate = f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})" if s.explosion_rate is not None else "n/a"
-    eff = fmt(s.effective_depth) if s.effective_depth is not None else "n/a"
+    eff = "n/a"
+    if s.effective_depth is not None:
+        eff = fmt(s.effective_depth)
+        if s.effective_depth_p5 != s.effective_depth_p95:
+            eff += f" (5-95%: {s.effective_depth_p5}-{s.effective_depth_p95})"
+    blocks = r.report.residual_blocks
     lines = [
         f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}",
-        f"depth {s.compositional_depth} compositional, {eff} effective; {len(r.report.residual_blocks)} residual merges",
+        f"depth {s.compositional_depth} compositional, {eff} effective; {_n(len(blocks), 'residual block')}",
+        *(_residual_lines(blocks) if blocks else []),
         f"GSC input {fmt(s.gsc_input)}, max {fmt(s.gsc_max)}, rate {rate}"
         + (f", relative to {s.gsc_anchor}" if s.gsc_anchor else ""),
         f"min sign diversity {fmt(s.min_sign_diversity)}, min spread {fmt(s.min_relative_spread)}, "
         f"min pre-act std {fmt(s.min_preact_std)}, mean orthogonality defect {fmt(s.mean_orthogonality_defect)}",
     ]
     return Text("\n".join("  " + x for x in lines))
+
+
+def _residual_lines(blocks) -> list[str]:
+    def span(values):
+        values = [v for v in values if v is not None]
+        return f"{fmt(min(values))}-{fmt(max(values))}" if values else "n/a"
+
+    def names(chosen):
+        chosen = [b.merge for b in chosen]
+        if not chosen:
+            return "none"
+        return ", ".join(chosen[:4]) + (f" (+{len(chosen) - 4} more)" if len(chosen) > 4 else "")
+
+    return [f"dilution k {span(b.dilution for b in blocks)}, branch share {span(b.branch_share for b in blocks)}",
+            f"branch dominates skip (k < {fmt(DOMINANT_DILUTION)}): {names(b for b in blocks if b.branch_dominates)}",
+            f"pass-through (share < {fmt(PASS_THROUGH_SHARE)}): {names(b for b in blocks if b.pass_through)}"]
 
 
 def _findings(r: TargetResult, width: int) -> Group:

@@ -1,0 +1,242 @@
+"""Residual analysis: merges on the spine, dilution, branch share, effective depth (spec: residual structure)."""
+
+import math
+import operator
+
+import pytest
+import torch
+import torch.nn as nn
+
+import gradlint
+from gradlint import stats
+from reference_models import gaussian, mlp, small_cnn
+
+
+def batch_relu_branch(width: int, layers: int, scale: float) -> nn.Module:
+    """The paper's k-dilution check: a 6-layer batch-ReLU stack followed by a linear layer, scaled."""
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        lin = nn.Linear(width, width)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        nn.init.zeros_(lin.bias)
+        mods += [lin, nn.BatchNorm1d(width), nn.ReLU()]
+    head = nn.Linear(width, width)
+    nn.init.normal_(head.weight, std=width ** -0.5)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*mods, head, Scale(scale))
+
+
+class Scale(nn.Module):
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return self.alpha * x
+
+
+class Block(nn.Module):
+    def __init__(self, branch: nn.Module, skip: nn.Module | None = None):
+        super().__init__()
+        self.branch = branch
+        self.skip = skip
+
+    def forward(self, x):
+        return (x if self.skip is None else self.skip(x)) + self.branch(x)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 1.0, 3.0])
+def test_k_dilution_formula_holds_on_a_batch_relu_block(alpha):
+    torch.manual_seed(1)
+    branch = batch_relu_branch(64, 6, alpha)
+    x = gaussian(256, 64, seed=2)
+    block = gradlint.lint(Block(branch), x, draws=8).report
+    alone = gradlint.lint(branch, x, draws=8).report
+    (rb,) = block.residual_blocks
+    k = rb.dilution
+    gsc_block = block.summary.gsc_input
+    gsc_branch = alone.summary.gsc_input
+    predicted = math.sqrt((k * k + gsc_branch ** 2) / (k * k + 1))
+    assert gsc_branch > 1.5  # the branch itself explodes, so the check has something to dilute
+    assert gsc_block == pytest.approx(predicted, rel=0.05)
+    # and the branch share is the formula's p = GSC_r^2 / (k^2 + GSC_r^2)
+    assert rb.branch_share == pytest.approx(gsc_branch ** 2 / (k * k + gsc_branch ** 2), rel=0.02)
+
+
+@pytest.mark.parametrize("model, shape", [(lambda: mlp(12, 32), (64, 32)), (small_cnn, (8, 3, 16, 16))])
+def test_effective_depth_equals_compositional_depth_on_plain_nets(model, shape):
+    torch.manual_seed(0)
+    s = gradlint.lint(model(), gaussian(*shape)).report.summary
+    assert s.effective_depth == s.compositional_depth
+    assert s.effective_depth_p5 == s.effective_depth_p95 == s.compositional_depth
+
+
+class TwoPath(nn.Module):
+    """A projection skip and a two-layer branch, small enough for exact Jacobians."""
+
+    def __init__(self, width: int = 6):
+        super().__init__()
+        self.proj = nn.Linear(width, width, bias=False)
+        self.branch = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width))
+
+    def forward(self, x):
+        return self.proj(x) + self.branch(x)
+
+
+def test_branch_share_matches_separate_exact_backward_passes():
+    torch.manual_seed(3)
+    model = TwoPath().double()
+    x = gaussian(5, 6, seed=4).double()
+    report = gradlint.lint(model, x, draws=400).report
+    (rb,) = report.residual_blocks
+    assert (rb.skip, rb.skip_depth, rb.branch_depth) == ("proj", 1, 2)
+    # Independent: the exact Jacobian of each path alone, at the same input.
+    j_skip = torch.autograd.functional.jacobian(model.proj, x)
+    j_branch = torch.autograd.functional.jacobian(model.branch, x)
+    skip_sq, branch_sq = float(j_skip.pow(2).sum()), float(j_branch.pow(2).sum())
+    assert rb.branch_share == pytest.approx(branch_sq / (skip_sq + branch_sq), rel=0.05)
+    # The two paths together make up the block: the full Jacobian is their sum.
+    j_all = torch.autograd.functional.jacobian(model, x)
+    assert torch.allclose(j_all, j_skip + j_branch)
+
+
+def test_branch_share_is_zero_for_a_zero_branch_and_one_for_a_zero_skip():
+    torch.manual_seed(0)
+    model = TwoPath()
+    x = gaussian(32, 6)
+    with torch.no_grad():
+        model.branch[2].weight.zero_()
+        model.branch[2].bias.zero_()
+    assert gradlint.lint(model, x).report.residual_blocks[0].branch_share == 0.0
+    model = TwoPath()
+    with torch.no_grad():
+        model.proj.weight.zero_()
+    assert gradlint.lint(model, x).report.residual_blocks[0].branch_share == 1.0
+
+
+class OrthogonalResNet(nn.Module):
+    """Blocks x + alpha * W x with W orthogonal: every block's branch share is exactly alpha^2 / (1 + alpha^2)."""
+
+    def __init__(self, blocks: int, width: int, alpha: float):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(blocks))
+        for lin in self.layers:
+            nn.init.orthogonal_(lin.weight)
+        self.alpha = alpha
+
+    def forward(self, x):
+        for lin in self.layers:
+            x = x + self.alpha * lin(x)
+        return x
+
+
+def test_effective_depth_is_the_poisson_binomial_over_branch_shares():
+    torch.manual_seed(0)
+    n, alpha = 30, 0.7
+    report = gradlint.lint(OrthogonalResNet(n, 16, alpha), gaussian(64, 16)).report
+    p = alpha ** 2 / (1 + alpha ** 2)
+    assert [b.branch_share for b in report.residual_blocks] == pytest.approx([p] * n, rel=1e-4)
+    s = report.summary
+    assert s.compositional_depth == n
+    assert s.effective_depth == pytest.approx(n * p, rel=1e-4)
+    # Percentiles of Binomial(n, p), computed directly.
+    cdf = [sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(i + 1)) for i in range(n + 1)]
+    assert s.effective_depth_p5 == next(i for i, c in enumerate(cdf) if c >= 0.05)
+    assert s.effective_depth_p95 == next(i for i, c in enumerate(cdf) if c >= 0.95)
+
+
+def test_path_length_distribution_mixes_projection_skips():
+    dist = stats.effective_depth(2, [(1, 3, 0.5), (0, 2, 0.0), (0, 2, 1.0)])
+    # outside 2; block 1 gives 1 or 3 (mean 2); block 2 always skip (0); block 3 always branch (2)
+    assert dist.mean == pytest.approx(6.0)
+    assert (dist.p5, dist.p95) == (5, 7)
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: ``out += identity`` (operator.iadd) and an in-place ReLU after it."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.blocks = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 16, 2), BasicBlock(16, 16))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+class Merges(nn.Module):
+    """The ways users write a residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8)) for _ in range(4))
+
+    def forward(self, x):
+        x = x + self.f[0](x)
+        x = torch.add(x, self.f[1](x))
+        y = self.f[2](x)
+        y += x
+        return operator.add(self.f[3](y), y)
+
+
+def test_residual_merges_found_in_every_common_form_with_a_branch_share():
+    torch.manual_seed(0)
+    report = gradlint.lint(Merges(), gaussian(64, 8)).report
+    blocks = report.residual_blocks
+    assert len(blocks) == 4
+    assert all(b.branch_depth == 2 and b.skip_depth == 0 and 0 < b.branch_share < 1 for b in blocks)
+    assert report.summary.effective_depth is not None
+
+
+def test_torchvision_style_resnet_blocks_with_projection_shortcut():
+    torch.manual_seed(0)
+    report = gradlint.lint(TinyResNet(), gaussian(8, 3, 16, 16)).report
+    blocks = report.residual_blocks
+    assert [b.skip_depth for b in blocks] == [0, 1, 0]
+    assert [b.branch_depth for b in blocks] == [2, 2, 2]
+    assert all(b.branch_share is not None and 0 < b.branch_share < 1 for b in blocks)
+    s = report.summary
+    assert s.compositional_depth == 1 + 6 + 1
+    assert 2 < s.effective_depth < s.compositional_depth
+    assert s.effective_depth_p5 <= s.effective_depth <= s.effective_depth_p95
+
+
+def test_residual_probe_leaves_gsc_unchanged():
+    """Splitting the block inputs for the branch share must not move any measured number."""
+    torch.manual_seed(0)
+    model = TinyResNet()
+    x = gaussian(8, 3, 16, 16)
+    with_split = gradlint.lint(model, x).report
+    from gradlint import probe
+    original = probe._split_block_inputs
+    try:
+        probe._split_block_inputs = lambda gm, structure: {}
+        without = gradlint.lint(model, x).report
+    finally:
+        probe._split_block_inputs = original
+    assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
+    assert all(b.branch_share is None for b in without.residual_blocks)
+    assert without.summary.effective_depth is None
