@@ -10,11 +10,11 @@ import torch
 import torch.nn as nn
 
 from . import inputs as probe_inputs
-from . import probe
+from . import probe, whatif
 from .errors import GradlintError, InputError, one_line
 from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
-from .report import AnalysisError, TargetResult
+from .report import AnalysisError, TargetResult, WhatIf
 from .rules import check
 
 
@@ -26,17 +26,20 @@ class ProbeOptions:
     input_shape: tuple[int, ...] | None = None
     device: str | None = None
     dtype: str | None = None
+    what_if: tuple[str, ...] = ()      # changes from gradlint.init to probe on a copy as well
 
 
 def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None, seed: int = 0,
-         draws: int = 1, input_shape: tuple[int, ...] | None = None, target: str | None = None) -> TargetResult:
+         draws: int = 1, input_shape: tuple[int, ...] | None = None, target: str | None = None,
+         what_if: tuple[str, ...] = ()) -> TargetResult:
     """Probe ``model`` and judge it.  Raises ``GradlintError`` when the model cannot be analysed.
 
     ``example_inputs`` is a tensor or tuple of tensors (batch first); without it, inputs come from
     ``input_shape`` or are inferred from the first depth-bearing layer.  The model is probed where it
-    is (its device and dtype) and left exactly as it was.
+    is (its device and dtype) and left exactly as it was.  ``what_if`` names changes from
+    ``gradlint.init`` ("orthogonal", "looks-linear", "zero-residual") to probe on a copy as well.
     """
-    opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape)
+    opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape, what_if=what_if)
     path, line = _definition(model)
     given = as_tuple(example_inputs) if example_inputs is not None else None
     return _lint(model, given, "given", opts, target or type(model).__name__, path, line)
@@ -60,10 +63,20 @@ def _lint(model, given, source, opts: ProbeOptions, target, path, line) -> Targe
                 given, source = probe_inputs.infer(model, opts.batch_size, opts.seed), "inferred"
     if not any(isinstance(x, torch.Tensor) for x in given):
         raise InputError(f"{target}: example inputs contain no tensor")
+    unknown = [c for c in opts.what_if if c not in whatif.CHANGES]
+    if unknown:
+        raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(whatif.CHANGES)}")
     with user_code():
         report = probe.run(model, given, target=target, path=path, line=line, seed=opts.seed,
                            draws=opts.draws, input_source=source)
-    return TargetResult(target=target, report=report, findings=check(report))
+        variants = []
+        for change in dict.fromkeys(opts.what_if):
+            try:
+                variants.append(whatif.run(model, given, change, target=target, path=path, line=line,
+                                           seed=opts.seed, draws=opts.draws, input_source=source))
+            except GradlintError as exc:
+                variants.append(WhatIf(change, False, str(exc)))
+    return TargetResult(target=target, report=report, findings=check(report), what_if=tuple(variants))
 
 
 def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResult:

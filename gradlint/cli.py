@@ -13,6 +13,7 @@ from .api import ProbeOptions, analyse
 from .errors import one_line
 from .load import resolve
 from .report import SEVERITY_RANK, AnalysisError, TargetResult
+from .whatif import CHANGES
 
 
 class _DefaultCheck(click.Group):
@@ -57,11 +58,25 @@ def main() -> None:
               help="Gaussian cotangents averaged in the GSC estimate.")
 @click.option("--device", help="Move the model to this device before probing (e.g. cuda).")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "float16", "bfloat16"]), help="Probe dtype.")
+@click.option("--what-if", "what_if", multiple=True, type=click.Choice(CHANGES),
+              help="Also probe a copy of each model with this change to its initial weights (gradlint.init) and "
+                   "show the figures and findings before and after. Repeat for several.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+              help="Draw the paper's Fig. 1 panels (GSC, pre-activation std, sign diversity against depth) for "
+                   "every model and what-if variant to FILE.png or FILE.svg (needs gradlint[plot]).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
-def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype, debug):
+def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype, what_if,
+          plot_path, debug):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME)."""
+    if plot_path:
+        from .render.plot import check_destination
+
+        problem = check_destination(plot_path)
+        if problem:
+            click.echo(f"gradlint: error: {problem}", err=True)
+            sys.exit(2)
     opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape,
-                        device=device, dtype=dtype)
+                        device=device, dtype=dtype, what_if=tuple(what_if))
     results: list[TargetResult] = []
     for spec in targets:
         try:
@@ -92,7 +107,32 @@ def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, s
                           no_color="NO_COLOR" in os.environ)
         render(results, console)
     sys.stdout.flush()
-    sys.exit(exit_code(results, fail_on, exit_zero))
+    code = exit_code(results, fail_on, exit_zero)
+    if plot_path:
+        code = max(code, _plot(results, plot_path, debug))
+    sys.exit(code)
+
+
+def _plot(results: list[TargetResult], path: str, debug: bool) -> int:
+    """Draw every analysed model and its what-if variants; 2 if the figure could not be written."""
+    from .render.plot import plot
+
+    series = []
+    for r in results:
+        if r.ok:
+            series.append((r.target, r.report))
+            series += [(f"{r.target} --what-if {w.change}", w.report) for w in r.what_if if w.applied]
+    if not series:
+        return 0
+    try:
+        plot(series, path)
+    except Exception as exc:  # noqa: BLE001 - a plotting failure must not hide the report already printed
+        click.echo(f"gradlint: error: could not write the plot {path}: {one_line(exc)}", err=True)
+        if debug:
+            click.echo(traceback.format_exc(), err=True)
+        return 2
+    click.echo(f"gradlint: wrote {path}", err=True)
+    return 0
 
 
 def _internal(target: str, exc: Exception) -> TargetResult:

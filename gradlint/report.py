@@ -132,12 +132,26 @@ class AnalysisError:
 
 
 @dataclass(frozen=True)
+class WhatIf:
+    """The same model probed again after one change to its initial weights (``--what-if``)."""
+
+    change: str                        # orthogonal | looks-linear | zero-residual
+    applied: bool
+    reason: str | None = None          # why the change could not be applied
+    changed: tuple[str, ...] = ()      # parameters the change re-initialised
+    skipped: tuple[tuple[str, str], ...] = ()   # (layer, why it was left as it was)
+    report: ModelReport | None = None
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
 class TargetResult:
     target: str
     report: ModelReport | None = None
     findings: tuple[Finding, ...] = ()
     error: AnalysisError | None = None
     traceback: str | None = field(default=None, compare=False)
+    what_if: tuple[WhatIf, ...] = ()
 
     @property
     def ok(self) -> bool:

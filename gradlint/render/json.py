@@ -7,6 +7,7 @@ import json
 from .. import __version__
 from ..report import TargetResult, to_plain
 from . import counts
+from .. import whatif
 
 SCHEMA = "gradlint/1"
 
@@ -27,6 +28,22 @@ def result_dict(r: TargetResult) -> dict:
         "residual_blocks": to_plain(rep.residual_blocks) if rep else [],
         "nonfinite": list(rep.nonfinite) if rep else [],
         "findings": to_plain(r.findings),
+        "what_if": [_what_if(r, w) for w in r.what_if],
+    }
+
+
+def _what_if(r: TargetResult, w) -> dict:
+    return {
+        "change": w.change,
+        "applied": w.applied,
+        "reason": w.reason,
+        "changed": list(w.changed),
+        "skipped": [{"layer": name, "reason": why} for name, why in w.skipped],
+        "summary": to_plain(w.report.summary) if w.report else None,
+        "residual_blocks": to_plain(w.report.residual_blocks) if w.report else [],
+        "findings": to_plain(w.findings),
+        "finding_status": [{"code": f.code, "name": f.name, "severity": f.severity, "status": st}
+                           for f, st in whatif.status(r.findings, w)],
     }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import textwrap
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, SEVERITY_RANK, Layer, TargetResult
+from .. import whatif
 from ..rules.base import fmt
 from . import counts
 
@@ -139,6 +141,47 @@ def _findings(r: TargetResult, width: int) -> Group:
     return Group(*parts, Text(""))
 
 
+def _what_if(r: TargetResult) -> Group:
+    """Before and after each change, side by side: the summary figures, then every finding's fate."""
+    parts = []
+    for w in r.what_if:
+        if w.applied:
+            note = f"re-initialised {_n(len(w.changed), 'parameter')}"
+            if w.skipped:
+                note += "; left as they were: " + ", ".join(f"{name} ({why})" for name, why in w.skipped[:4])
+                note += f" (+{len(w.skipped) - 4} more)" if len(w.skipped) > 4 else ""
+        else:
+            note = f"not applicable: {w.reason}"
+        head = Text("  what if: ", style="bold")
+        head.append(f"--what-if {w.change}", style="bold")
+        parts.append(head)
+        parts.append(Text(textwrap.fill(note, 110, initial_indent="    ", subsequent_indent="    "), style="dim"))
+    applied = [w for w in r.what_if if w.applied]
+    if applied:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("", no_wrap=True)
+        table.add_column("before", justify="right", no_wrap=True)
+        for w in applied:
+            table.add_column(w.change, justify="right", no_wrap=True)
+        for label, values in whatif.compare_rows(r.report, tuple(applied)):
+            table.add_row(label, *(fmt(v) if v is not None else "n/a" for v in values))
+        fates = [whatif.status(r.findings, w) for w in applied]
+        seen: list[tuple[str, str]] = []
+        for fate in fates:
+            for f, _ in fate:
+                if (f.code, f.name) not in seen:
+                    seen.append((f.code, f.name))
+        for code, name in seen:
+            before = next((f.severity for f in r.findings if f.code == code), "-")
+            cells = []
+            for fate in fates:
+                cell = next((st if st != "new" else f"new {f.severity}" for f, st in fate if f.code == code), "-")
+                cells.append(cell)
+            table.add_row(f"{code} {name}", before, *cells)
+        parts += [Text(""), Padding(table, (0, 0, 0, 4))]
+    return Group(*parts, Text(""))
+
+
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -158,6 +201,8 @@ def render(results: list[TargetResult], console: Console) -> None:
         console.print(Group(head, _summary(r), Text(""), _table(r), Text("")))
         if r.findings:
             console.print(_findings(r, console.width))
+        if r.what_if:
+            console.print(_what_if(r))
     c = counts(results)
     tail = (f"{_n(c['targets'] - c['failed'], 'target')} analysed: {_n(c['errors'], 'error')}, "
             f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
