@@ -71,7 +71,10 @@ def test_residual_mlp_spine_and_dilution():
             h = h + branch
     assert [b.branch_depth for b in report.residual_blocks] == [2] * 6
     assert [b.dilution for b in report.residual_blocks] == pytest.approx(expected, rel=1e-4)
-    assert report.summary.effective_depth is None  # not measured for residual nets yet
+    # stem and head always, each block's two layers with its branch share (small: dilution ~12)
+    shares = [b.branch_share for b in report.residual_blocks]
+    assert all(0 < p < 0.05 for p in shares)
+    assert report.summary.effective_depth == pytest.approx(2 + 2 * sum(shares))
 
 
 def test_plain_network_effective_depth_is_compositional_depth():

@@ -135,9 +135,10 @@ def _findings(r: TargetResult, width: int) -> Group:
         head.append(f"  {f.severity:<7} ", style=STYLE[f.severity])
         head.append(f"{f.code} {f.name}", style="bold")
         head.append(f"  {where}" + (f" [{f.layer}]" if f.layer else ""))
-        parts += [head, Text(textwrap.fill(f.message, wrap, initial_indent=indent, subsequent_indent=indent)),
-                  Text(textwrap.fill(f"fix: {f.recommendation}", wrap, initial_indent=indent,
-                                     subsequent_indent=indent), style="dim")]
+        parts += [head, Text(textwrap.fill(f.message, wrap, initial_indent=indent, subsequent_indent=indent,
+                                           break_on_hyphens=False)),
+                  Text(textwrap.fill(f"fix: {f.recommendation}", wrap, initial_indent=indent, subsequent_indent=indent,
+                                     break_on_hyphens=False, break_long_words=False), style="dim")]
     return Group(*parts, Text(""))
 
 
@@ -164,7 +165,8 @@ def _what_if(r: TargetResult) -> Group:
         for w in applied:
             table.add_column(w.change, justify="right", no_wrap=True)
         for label, values in whatif.compare_rows(r.report, tuple(applied)):
-            table.add_row(label, *(fmt(v) if v is not None else "n/a" for v in values))
+            show = (lambda v: f"{v:.3f}") if label.startswith("explosion rate") else fmt
+            table.add_row(label, *(show(v) if v is not None else "n/a" for v in values))
         fates = [whatif.status(r.findings, w) for w in applied]
         seen: list[tuple[str, str]] = []
         for fate in fates:
@@ -178,7 +180,7 @@ def _what_if(r: TargetResult) -> Group:
                 cell = next((st if st != "new" else f"new {f.severity}" for f, st in fate if f.code == code), "-")
                 cells.append(cell)
             table.add_row(f"{code} {name}", before, *cells)
-        parts += [Text(""), Padding(table, (0, 0, 0, 4))]
+        parts += [Text(""), Padding(table, (0, 0, 0, 4), expand=False)]
     return Group(*parts, Text(""))
 
 

@@ -49,6 +49,7 @@ class DeepPlainStack(Rule):
     severity = "warning"
     summary = "many depth-bearing layers in a row without a residual connection"
     options = {"length": 20}
+    what_if = ('looks-linear',)
 
     def check(self, report: ModelReport):
         runs = [r for r in plain_runs(report) if len(r) >= self.opts["length"]]

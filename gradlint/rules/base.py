@@ -20,6 +20,9 @@ class Rule:
     severity: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[dict[str, float]] = {}
+    # Changes from gradlint.init that fix what this rule finds, in order of preference; the finding
+    # suggests the first one that fits the model, as a --what-if command to check it first.
+    what_if: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **overrides: float) -> None:
         unknown = set(overrides) - set(self.options)
@@ -33,11 +36,46 @@ class Rule:
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
                 value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
         path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
+        change = next((c for c in self.what_if if change_fits(report, c)), None)
+        if change is not None:
+            recommendation = f"{recommendation.rstrip()} {what_if_hint(report, change)}"
         return Finding(
             code=self.code, name=self.name, severity=severity or self.severity, message=message,
             recommendation=recommendation, layer=layer.name if layer is not None else None,
             value=value, threshold=threshold, path=path, line=line,
         )
+
+
+INIT_FUNCTIONS = {"orthogonal": "orthogonal_", "looks-linear": "looks_linear_", "zero-residual": "zero_init_residual_"}
+
+
+def change_fits(report: ModelReport, change: str) -> bool:
+    """Whether a gradlint.init change applies to this model, judged from the report alone."""
+    layers = depth_layers(report)
+    if change == "zero-residual":
+        return bool(report.residual_blocks)
+    if change == "looks-linear":
+        acts = list(nonlinearities(report))
+        return (bool(acts) and all(x.family == "relu" for x in acts) and not report.residual_blocks
+                and len(layers) >= 2 and all(x.op == "Linear" for x in layers))
+    return bool(layers)
+
+
+CHANGE_NAMES = {
+    "orthogonal": "orthogonal initial weights",
+    "looks-linear": "the looks-linear orthogonal initial state",
+    "zero-residual": "zero-initialised residual branches",
+}
+
+
+def what_if_hint(report: ModelReport, change: str) -> str:
+    """One sentence naming the change and the command that shows its effect before any code is edited."""
+    if report.path and report.target.startswith(report.path):
+        how = f"`gradlint {report.target} --what-if {change}`"
+    else:
+        how = f"`gradlint.lint(model, x, what_if=(\"{change}\",))`"
+    return (f"To try {CHANGE_NAMES[change]} (gradlint.init.{INIT_FUNCTIONS[change]}(model)) without editing code, "
+            f"{how} shows the findings before and after.")
 
 
 def fmt(x: float | None) -> str:

@@ -54,6 +54,7 @@ class DomainCollapse(Rule):
     severity = "error"
     summary = "pre-activations are nearly identical across inputs (relative spread near 0)"
     options = {"warning": COLLAPSE_SPREAD, "error": 0.01}
+    what_if = ('looks-linear', 'orthogonal')
 
     def check(self, report: ModelReport):
         layers = list(nonlinearities(report))
@@ -103,6 +104,7 @@ class SignDiversityCollapse(Rule):
     severity = "warning"
     summary = "ReLU units see one sign on almost every sample (pseudo-linear)"
     options = {"warning": 0.1, "error": 0.005, "min-samples": 16}
+    what_if = ('looks-linear',)
 
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.family == "relu" and x.sign_diversity is not None
@@ -151,6 +153,7 @@ class PseudoLinear(Rule):
     severity = "warning"
     summary = "a nonlinearity is almost linear on its pre-activation domain"
     options = {"warning": 0.01, "error": 0.001}
+    what_if = ('looks-linear', 'orthogonal')
 
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.nonlinearity is not None
@@ -197,6 +200,7 @@ class DeadUnits(Rule):
     severity = "warning"
     summary = "ReLU units that are never positive on the probe batch"
     options = {"warning": 0.25, "min-samples": 16}
+    what_if = ('looks-linear',)
 
     def check(self, report: ModelReport):
         bad = [x for x in nonlinearities(report) if x.dead_fraction is not None
@@ -239,6 +243,7 @@ class SaturatedUnits(Rule):
     severity = "warning"
     summary = "tanh/sigmoid units saturated on almost every sample"
     options = {"warning": 0.1}
+    what_if = ('orthogonal',)
 
     def check(self, report: ModelReport):
         bad = [x for x in nonlinearities(report) if x.saturated_fraction is not None

@@ -50,6 +50,7 @@ class ExplodingGradients(Rule):
     severity = "error"
     summary = "the Gradient Scale Coefficient grows large toward the input"
     options = {"info": 3.0, "warning": 10.0, "error": 1000.0, "rate": 1.05, "min-r2": 0.9, "min-points": 10}
+    what_if = ('zero-residual', 'looks-linear')
 
     def check(self, report: ModelReport):
         s = report.summary
@@ -115,6 +116,7 @@ class VanishingGradients(Rule):
     severity = "error"
     summary = "the Gradient Scale Coefficient shrinks far below 1 toward the input"
     options = {"warning": 0.1, "error": 1e-3}
+    what_if = ('looks-linear', 'orthogonal')
 
     def check(self, report: ModelReport):
         points = spine_points(report)

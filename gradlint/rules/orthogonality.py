@@ -62,6 +62,7 @@ class NonOrthogonalInit(Rule):
     severity = "info"
     summary = "weights are far from orthogonal in a model that explodes or collapses"
     options = {"info": 0.3}
+    what_if = ('looks-linear', 'orthogonal')
 
     def check(self, report: ModelReport):
         mean = report.summary.mean_orthogonality_defect

@@ -1,0 +1,122 @@
+"""--what-if: the same model probed after a gradlint.init change, compared side by side."""
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn as nn
+
+import gradlint
+from gradlint import whatif
+from gradlint.rules.base import change_fits
+from reference_models import ResidualMLP, gaussian, mlp
+
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs gradlint[plot]")
+
+
+def test_looks_linear_what_if_removes_the_explosion_of_deep_mlp(gradlint):
+    run = gradlint("examples/deep_mlp.py", "--what-if", "looks-linear", "--format", "json")
+    assert run.code == 1  # the verdict is the model's own, not the variant's
+    (result,) = run.json()["results"]
+    (w,) = result["what_if"]
+    assert w["change"] == "looks-linear" and w["applied"] and w["reason"] is None
+    before, after = result["summary"], w["summary"]
+    assert before["explosion_rate"] > 1.15 and before["gsc_input"] > 1e3
+    assert abs(after["explosion_rate"] - 1) < 0.01 and after["gsc_input"] < 2
+    status = {s["code"]: s["status"] for s in w["finding_status"]}
+    assert status["GL101"] == "gone"
+    assert not [f for f in w["findings"] if f["code"] == "GL101"]
+    # the model's own finding suggests the command that was just run
+    gl101 = next(f for f in result["findings"] if f["code"] == "GL101")
+    assert "`gradlint examples/deep_mlp.py:deep_mlp --what-if looks-linear`" in gl101["recommendation"]
+
+
+def test_what_if_text_shows_before_and_after_side_by_side(gradlint):
+    run = gradlint("examples/deep_mlp.py", "--what-if", "looks-linear", "--what-if", "zero-residual")
+    out = run.stdout
+    assert "what if: --what-if looks-linear" in out
+    assert "not applicable: zero_init_residual_: no residual connections found" in out
+    row = next(line for line in out.splitlines() if "explosion rate /layer" in line).split()
+    assert float(row[-2]) > 1.15 and float(row[-1]) == pytest.approx(1.0, abs=0.01)
+    gl101 = next(line for line in out.splitlines() if line.strip().startswith("GL101 exploding-gradients"))
+    assert gl101.split()[-2:] == ["error", "gone"]
+
+
+def test_what_if_probes_a_copy_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = mlp(12, 32, init="he")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = gaussian(64, 32)
+    result = gradlint.lint(model, x, what_if=("looks-linear", "orthogonal"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    again = gradlint.lint(model, x)
+    assert again.report == result.report  # the base probe is unaffected by the variants
+    assert [w.change for w in result.what_if] == ["looks-linear", "orthogonal"]
+    assert all(w.applied and w.report is not None for w in result.what_if)
+
+
+def test_orthogonal_what_if_fixes_the_vanishing_default_tanh_net_and_shows_the_tradeoff():
+    torch.manual_seed(0)
+    result = gradlint.lint(mlp(20, 100, nn.Tanh), gaussian(64, 100), what_if=("orthogonal",))
+    codes = {f.code for f in result.findings}
+    assert {"GL102", "GL201"} <= codes
+    (w,) = result.what_if
+    fate = {f.code: st for f, st in whatif.status(result.findings, w)}
+    assert fate["GL102"] == fate["GL201"] == "gone"
+    # keeping tanh's pre-activation scale at 1 is its chaotic phase: a mild explosion appears instead
+    assert 1.05 < w.report.summary.explosion_rate < 1.12
+    assert fate.get("GL101") == "new"
+
+
+def test_zero_residual_what_if_makes_every_block_pass_through():
+    torch.manual_seed(0)
+    result = gradlint.lint(ResidualMLP(blocks=8, scale=1.0), gaussian(64, 100), what_if=("zero-residual",))
+    (w,) = result.what_if
+    assert all(b.branch_share > 0.01 for b in result.report.residual_blocks)
+    assert all(b.branch_share == 0.0 and b.pass_through for b in w.report.residual_blocks)
+    assert w.report.summary.effective_depth == 2.0  # only stem and head remain on every path
+    assert len(w.changed) == 2 * 8  # weight and bias of the last Linear of each branch
+
+
+def test_refused_change_is_reported_not_fatal():
+    torch.manual_seed(0)
+    result = gradlint.lint(mlp(6, 16, nn.Tanh), gaussian(64, 16), what_if=("looks-linear",))
+    (w,) = result.what_if
+    assert not w.applied and w.report is None
+    assert "is not ReLU-family" in w.reason
+    assert all(st == "n/a" for _, st in whatif.status(result.findings, w))
+
+
+def test_unknown_change_is_an_input_error():
+    with pytest.raises(gradlint.GradlintError, match="unknown what-if change"):
+        gradlint.lint(mlp(2, 8), gaussian(8, 8), what_if=("fixup",))
+
+
+@pytest.mark.parametrize("model, fits", [
+    (lambda: mlp(4, 16, init="he"), {"orthogonal", "looks-linear"}),
+    (lambda: mlp(4, 16, nn.Tanh), {"orthogonal"}),
+    (lambda: ResidualMLP(16, 3), {"orthogonal", "zero-residual"}),
+])
+def test_rules_suggest_only_changes_that_apply(model, fits):
+    torch.manual_seed(0)
+    report = gradlint.lint(model(), gaussian(32, 16)).report
+    assert {c for c in whatif.CHANGES if change_fits(report, c)} == fits
+
+
+def test_bad_plot_destination_fails_before_probing(gradlint, tmp_path):
+    run = gradlint("examples/deep_mlp.py", "--plot", str(tmp_path / "fig.pdf"))
+    assert run.code == 2 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        f"gradlint: error: --plot {tmp_path / 'fig.pdf'}: unsupported file type; use one of .png, .svg"]
+
+
+@needs_matplotlib
+def test_plot_draws_every_model_and_variant(gradlint, tmp_path):
+    out = tmp_path / "fig.svg"
+    run = gradlint("examples/deep_mlp.py", "examples/residual_mlp.py", "--what-if", "looks-linear", "--plot", str(out))
+    assert run.code == 1
+    svg = out.read_text()
+    for label in ("examples/deep_mlp.py:deep_mlp", "examples/deep_mlp.py:deep_mlp --what-if looks-linear",
+                  "examples/residual_mlp.py:ResidualMLP"):
+        assert f">{label}<" in svg
+    assert "residual_mlp.py:ResidualMLP --what-if" not in svg  # refused for the residual net: nothing to draw
