@@ -240,3 +240,15 @@ def test_residual_probe_leaves_gsc_unchanged():
     assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
     assert all(b.branch_share is None for b in without.residual_blocks)
     assert without.summary.effective_depth is None
+
+
+def test_report_names_pass_through_and_dominant_blocks(gradlint):
+    run = gradlint("examples/residual_mlp.py")
+    lines = [line.strip() for line in run.stdout.splitlines()]
+    depth = next(line for line in lines if line.startswith("depth "))
+    assert depth.startswith("depth 50 compositional, 2.") and "(5-95%: 2-4) effective; 24 residual blocks" in depth
+    assert "branch dominates skip (k < 1): none" in lines
+    assert any(line.startswith("pass-through (share < 0.01): blocks.0.add, blocks.1.add") for line in lines)
+    data = gradlint("examples/residual_mlp.py", "--format", "json").json()["results"][0]
+    assert data["summary"]["effective_depth_p5"] == 2 and data["summary"]["effective_depth_p95"] == 4
+    assert all(b["skip_depth"] == 0 and 0 < b["branch_share"] < 0.01 for b in data["residual_blocks"])
