@@ -8,7 +8,6 @@ chain.  The result is a frozen ``ModelReport`` of plain numbers.
 from __future__ import annotations
 
 import math
-import operator
 import os
 import re
 from dataclasses import dataclass, field

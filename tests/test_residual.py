@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import gradlint
 from gradlint import stats
-from reference_models import gaussian, mlp, small_cnn
+from reference_models import SmallResNet, gaussian, mlp, small_cnn
 
 
 def batch_relu_branch(width: int, layers: int, scale: float) -> nn.Module:
@@ -152,41 +152,6 @@ def test_path_length_distribution_mixes_projection_skips():
     assert (dist.p5, dist.p95) == (5, 7)
 
 
-class BasicBlock(nn.Module):
-    """torchvision's BasicBlock: ``out += identity`` (operator.iadd) and an in-place ReLU after it."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
-
-
-class TinyResNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.blocks = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 16, 2), BasicBlock(16, 16))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
-
-    def forward(self, x):
-        return self.head(self.blocks(self.stem(x)))
-
-
 class Merges(nn.Module):
     """The ways users write a residual add."""
 
@@ -213,7 +178,7 @@ def test_residual_merges_found_in_every_common_form_with_a_branch_share():
 
 def test_torchvision_style_resnet_blocks_with_projection_shortcut():
     torch.manual_seed(0)
-    report = gradlint.lint(TinyResNet(), gaussian(8, 3, 16, 16)).report
+    report = gradlint.lint(SmallResNet(), gaussian(8, 3, 16, 16)).report
     blocks = report.residual_blocks
     assert [b.skip_depth for b in blocks] == [0, 1, 0]
     assert [b.branch_depth for b in blocks] == [2, 2, 2]
@@ -227,7 +192,7 @@ def test_torchvision_style_resnet_blocks_with_projection_shortcut():
 def test_residual_probe_leaves_gsc_unchanged():
     """Splitting the block inputs for the branch share must not move any measured number."""
     torch.manual_seed(0)
-    model = TinyResNet()
+    model = SmallResNet()
     x = gaussian(8, 3, 16, 16)
     with_split = gradlint.lint(model, x).report
     from gradlint import probe
