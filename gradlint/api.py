@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,7 @@ from .errors import GradlintError, InputError, one_line
 from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult, WhatIf
-from .rules import check
+from .rules import Rule, check
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,19 @@ class ProbeOptions:
 
 def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None, seed: int = 0,
          draws: int = 1, input_shape: tuple[int, ...] | None = None, target: str | None = None,
-         what_if: tuple[str, ...] = ()) -> TargetResult:
+         what_if: tuple[str, ...] = (), rules: Sequence[Rule] | None = None) -> TargetResult:
     """Probe ``model`` and judge it.  Raises ``GradlintError`` when the model cannot be analysed.
 
     ``example_inputs`` is a tensor or tuple of tensors (batch first); without it, inputs come from
     ``input_shape`` or are inferred from the first depth-bearing layer.  The model is probed where it
     is (its device and dtype) and left exactly as it was.  ``what_if`` names changes from
     ``gradlint.init`` ("orthogonal", "looks-linear", "zero-residual") to probe on a copy as well.
+    ``rules`` are the rule instances to run (default: every rule on by default, default options).
     """
     opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape, what_if=what_if)
     path, line = _definition(model)
     given = as_tuple(example_inputs) if example_inputs is not None else None
-    return _lint(model, given, "given", opts, target or type(model).__name__, path, line)
+    return _lint(model, given, "given", opts, target or type(model).__name__, path, line, rules)
 
 
 def _definition(model: nn.Module) -> tuple[str | None, int | None]:
@@ -54,7 +56,7 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
     return (display_path(path) if path else None), line
 
 
-def _lint(model, given, source, opts: ProbeOptions, target, path, line) -> TargetResult:
+def _lint(model, given, source, opts: ProbeOptions, target, path, line, rules=None) -> TargetResult:
     if given is None:
         if opts.input_shape:
             given, source = probe_inputs.from_shape(model, opts.input_shape, opts.batch_size, opts.seed), "input-shape"
@@ -73,14 +75,17 @@ def _lint(model, given, source, opts: ProbeOptions, target, path, line) -> Targe
         for change in dict.fromkeys(opts.what_if):
             try:
                 variants.append(whatif.run(model, given, change, target=target, path=path, line=line,
-                                           seed=opts.seed, draws=opts.draws, input_source=source))
+                                           seed=opts.seed, draws=opts.draws, input_source=source, rules=rules))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
-    return TargetResult(target=target, report=report, findings=check(report), what_if=tuple(variants))
+    return TargetResult(target=target, report=report, findings=check(report, rules), what_if=tuple(variants))
 
 
-def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResult:
-    """Construct, probe and judge one model named on the command line; failures become results."""
+def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None) -> TargetResult:
+    """Construct, probe and judge one model named on the command line; failures become results.
+
+    ``rules`` are the rule instances that apply to this model's file (default: the default rules).
+    """
     if isinstance(source, LoadFailure):
         return TargetResult(target=source.target, error=AnalysisError(str(source.error), source.error.kind),
                             traceback=source.traceback)
@@ -98,7 +103,7 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions) -> TargetResu
                 given = tuple(x.to(device) if isinstance(x, torch.Tensor) and device is not None else x
                               for x in given)
         return _lint(model, given, "example_inputs" if given is not None else None, opts,
-                     source.target, source.path, source.line)
+                     source.target, source.path, source.line, rules)
     except GradlintError as exc:
         message = str(exc)
         if not message.startswith(source.target) and not message.startswith(str(source.path)):

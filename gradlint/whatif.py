@@ -21,7 +21,7 @@ FUNCTIONS = {"orthogonal": "orthogonal_", "looks-linear": "looks_linear_", "zero
 
 
 def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str | None, line: int | None,
-        seed: int, draws: int, input_source: str) -> WhatIf:
+        seed: int, draws: int, input_source: str, rules=None) -> WhatIf:
     from . import init
 
     try:
@@ -34,7 +34,7 @@ def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str |
         return WhatIf(change, False, str(exc))
     report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
                        draws=draws, input_source=input_source)
-    return WhatIf(change, True, None, done.changed, done.skipped, report, check(report))
+    return WhatIf(change, True, None, done.changed, done.skipped, report, check(report, rules))
 
 
 def key(f: Finding) -> tuple[str, str | None]:

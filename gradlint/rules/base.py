@@ -33,6 +33,12 @@ class Rule:
     def check(self, report: ModelReport) -> Iterable[Finding]:
         raise NotImplementedError
 
+    @classmethod
+    def enabled_by_default(cls) -> bool:
+        """Experimental rules (family 9, e.g. GL9xx) run only when selected explicitly."""
+        digits = cls.code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        return not digits.startswith("9")
+
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
                 value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
         path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
