@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from .errors import ConstructError, GradlintError, LoadError, one_line
+from . import sites
 from .paths import display_path
 
 FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
@@ -104,8 +105,9 @@ def _tb() -> str:
 
 @contextlib.contextmanager
 def user_code(path: str | None = None):
-    """Run user code with its prints sent to stderr, so stdout stays machine-readable."""
-    with contextlib.redirect_stdout(sys.stderr):
+    """Run user code with its prints sent to stderr, so stdout stays machine-readable, recording
+    where each module it builds is constructed (for findings and suppression comments)."""
+    with contextlib.redirect_stdout(sys.stderr), sites.recording():
         yield
 
 

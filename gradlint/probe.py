@@ -17,7 +17,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import ops, stats
+from . import ops, sites, stats
 from .graph import GraphNode, Structure, analyse
 from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
 from .errors import ProbeError, one_line
@@ -27,6 +27,7 @@ from .state import preserved
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 _FRAME = re.compile(r'File "(.+?)", line (\d+)')
+_PARAM_NAMES: dict[int, str] = {}         # id(parameter) -> qualified name, for the probe in progress
 
 
 
@@ -55,6 +56,9 @@ class Record:
     width: int | None = None
     nonfinite: bool = False
     gsc: float | None = None
+    weight_name: str | None = None           # the parameter behind a layer's weight
+    weight_hash: str | None = None           # stats.fingerprint of that weight
+    bias_cancelled_by: str | None = None     # the batch-type norm that directly follows this layer's bias
 
 
 @dataclass
@@ -156,6 +160,8 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
                     kind = "merge"
         name = _node_name(node, op_name, counters)
         path, line = source_of(node.stack_trace)
+        if node.op == "call_module":
+            path, line = sites.site_of(modules[node.target]) or (path, line)
         rec = Record(
             id=node.name, name=name, op=op_name, kind=kind, family=family,
             preds=[p.name for p in preds], depth_bearing=kind == "layer", weight_arg=weight_arg,
@@ -165,7 +171,37 @@ def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Re
         )
         records[rec.id] = rec
         by_node[node] = rec
+    for node, rec in by_node.items():
+        if rec.kind == "layer" and node.op == "call_module":
+            norm = _bias_cancelled_by(node, modules)
+            rec.bias_cancelled_by = by_node[norm].name if norm is not None else None
     return records, by_node, _nodes_to_clone(gm)
+
+
+def _bias_cancelled_by(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
+    """The batch or instance norm a layer's output goes straight into, when the layer has a bias:
+    that norm subtracts each channel's mean over the batch, so the bias cancels exactly."""
+    if not isinstance(getattr(modules[node.target], "bias", None), torch.Tensor):
+        return None
+    cur = node
+    for _ in range(8):
+        users = list(cur.users)
+        if len(users) != 1:
+            return None
+        (user,) = users
+        if _is_view(user):
+            cur = user
+            continue
+        if user.op == "call_module" and _per_channel_norm(modules[user.target]):
+            return user
+        return None
+    return None
+
+
+def _per_channel_norm(m: nn.Module) -> bool:
+    if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)):
+        return True
+    return isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels
 
 
 def _weight_position(node: fx.Node, reachable: set[fx.Node]) -> int | None:
@@ -281,6 +317,8 @@ def _observe(rec: Record, out: torch.Tensor, x_in, weight, records: dict[str, Re
         rec.width = int(out.shape[1] if rec.channels_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
         if weight is not None and weight.is_floating_point():
             rec.defect = stats.orthogonality_defect(weight)
+            rec.weight_hash = stats.fingerprint(weight)
+            rec.weight_name = _PARAM_NAMES.get(id(weight))
     if rec.kind == "nonlinearity" and x_in is not None and x_in.is_floating_point() and not rec.nonfinite:
         if bool(torch.isfinite(x_in).all()):
             sat = ops.saturation_bounds(module if module is not None else fn)
@@ -468,9 +506,10 @@ def capture_hooks(model: nn.Module, inputs: tuple, note: str) -> Capture:
             n = calls.get(name, 0)
             calls[name] = n + 1
             kind = ops.module_kind(module)
+            site = sites.site_of(module) or (None, None)
             rec = Record(id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__,
                          kind=kind, family=ops.nonlinear_family_of_module(module), preds=list(last),
-                         depth_bearing=kind == "layer", measured=kind != "other")
+                         depth_bearing=kind == "layer", measured=kind != "other", path=site[0], line=site[1])
             records[rec.id] = rec
             order.append(rec.id)
             last[:] = [rec.id]
@@ -502,6 +541,8 @@ def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line:
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     inputs = tuple(x.detach().clone().requires_grad_(x.is_floating_point()) if isinstance(x, torch.Tensor) else x
                    for x in inputs)
+    _PARAM_NAMES.clear()
+    _PARAM_NAMES.update({id(p): n for n, p in model.named_parameters()})
     with preserved(model):
         model.train()
         note = None
@@ -628,6 +669,7 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
             orthogonality_defect=r.defect, width=r.width, samples=c.samples if c else None, family=r.family,
             path=r.path or path, line=r.line if r.path else line,
+            weight=r.weight_name, weight_hash=r.weight_hash, bias_cancelled_by=r.bias_cancelled_by,
         ))
     blocks: list[ResidualBlock] = []
     merge_ids = set()
@@ -641,7 +683,8 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
             merge=rec.name, block_input=cap.records[m.block_input].name if m.block_input in cap.records else "input",
             skip=cap.records[m.skip].name, branch=", ".join(cap.records[b].name for b in m.branches),
             dilution=dilution, branch_share=cap.shares.get(m.id), branch_depth=m.branch_depth,
-            skip_depth=m.skip_depth, path=rec.path or path, line=rec.line if rec.path else line,
+            skip_depth=m.skip_depth, branch_op=", ".join(cap.records[b].op for b in m.branches),
+            path=rec.path or path, line=rec.line if rec.path else line,
         ))
     paths = None
     if all(b.branch_share is not None for b in blocks):

@@ -32,8 +32,11 @@ class Layer:
     width: int | None = None          # output features (units) of a layer
     samples: int | None = None        # samples per unit behind the collapse statistics (batch x positions)
     family: str | None = None         # nonlinearity family: relu | saturating | smooth
-    path: str | None = None
+    path: str | None = None           # where the layer is defined (its module's construction), else called
     line: int | None = None
+    weight: str | None = None         # the parameter holding a layer's weight ("blocks.0.fc.weight")
+    weight_hash: str | None = None    # identity of the weight's values (None when constant, e.g. zero)
+    bias_cancelled_by: str | None = None   # the batch/instance norm right after this layer's bias
 
 
 # A branch larger than its skip (dilution k < 1) dominates the block; a branch that carries under 1%
@@ -52,6 +55,7 @@ class ResidualBlock:
     branch_share: float | None         # fraction of the squared gradient at the block input that came through the branch
     branch_depth: int                  # depth-bearing layers through the (deepest) branch
     skip_depth: int = 0                # ... through the skip: 0 identity, 1 projection
+    branch_op: str | None = None       # the op producing the branch's output (e.g. BatchNorm2d, Linear, mul)
     path: str | None = None
     line: int | None = None
 
