@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from ..report import SEVERITY_RANK, Finding, ModelReport
 from .analysis import NoGradient, NonFiniteProbe, TraceFallback, ZeroOutputAnchor
-from .architecture import DeepPlainStack
+from .architecture import BiasBeforeNorm, DeepPlainStack, DepthAgainstWidth, DominantResidualBranch
 from .base import Rule
 from .collapse import DeadUnits, DomainCollapse, PseudoLinear, SaturatedUnits, SignDiversityCollapse
 from .gradient import ExplodingGradients, VanishingGradients
-from .orthogonality import NonOrthogonalInit
+from .orthogonality import IdenticalInitialWeights, NonOrthogonalInit
 
 RULES: tuple[type[Rule], ...] = (
     TraceFallback,
@@ -25,7 +25,11 @@ RULES: tuple[type[Rule], ...] = (
     DeadUnits,
     SaturatedUnits,
     NonOrthogonalInit,
+    IdenticalInitialWeights,
     DeepPlainStack,
+    DepthAgainstWidth,
+    DominantResidualBranch,
+    BiasBeforeNorm,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..report import ModelReport
+from . import examples as ex
 from .base import Rule
 
 
@@ -31,6 +32,8 @@ class TraceFallback(Rule):
     name = "trace-fallback"
     severity = "info"
     summary = "torch.fx could not trace the model; modules were recorded with hooks"
+    triggers = (ex.untraceable_model,)
+    clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
         if report.trace != "fx":
@@ -65,6 +68,8 @@ class NonFiniteProbe(Rule):
     name = "non-finite-probe"
     severity = "error"
     summary = "NaN or Inf in the probe's activations or gradients"
+    triggers = (ex.nonfinite_model,)
+    clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
         if report.nonfinite:
@@ -103,6 +108,8 @@ class ZeroOutputAnchor(Rule):
     name = "zero-output-anchor"
     severity = "info"
     summary = "the output is zero; GSC is relative to the nearest non-zero spine point"
+    triggers = (ex.zero_head_model,)
+    clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
         if report.output_zero:
@@ -123,7 +130,9 @@ class NoGradient(Rule):
     The gradient-scale rules (GL1xx) could not run: the report is missing its main figure.
 
     Example:
-    A model whose parameters all have `requires_grad=False` and whose only input is token ids.
+    A model with no parameter between its token-id inputs and its output (one-hot features
+    averaged). Frozen parameters alone do not cause it: the probe measures gradients with respect to
+    activations, not parameters.
 
     How to fix:
     Probe the model with its parameters trainable, or give float example inputs.
@@ -136,12 +145,14 @@ class NoGradient(Rule):
     name = "no-gradient"
     severity = "warning"
     summary = "no gradient reaches any recorded node; GSC not measured"
+    triggers = (ex.parameter_free_token_model,)
+    clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
         if report.no_gradient:
             yield self.finding(
                 report,
-                message="no recorded node has a gradient path to the output (frozen parameters and integer "
-                        "inputs?); gradient-scale figures are missing",
+                message="no recorded node has a gradient path to the output (integer inputs and no parameter on "
+                    "the path?); gradient-scale figures are missing",
                 recommendation="Probe with trainable parameters (requires_grad=True) or float inputs.",
             )

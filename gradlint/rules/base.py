@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
 from ..report import Finding, Layer, ModelReport
@@ -23,6 +23,9 @@ class Rule:
     # Changes from gradlint.init that fix what this rule finds, in order of preference; the finding
     # suggests the first one that fits the model, as a --what-if command to check it first.
     what_if: ClassVar[tuple[str, ...]] = ()
+    # Model factories (gradlint.rules.examples) this rule must flag, and ones it must not.
+    triggers: ClassVar[tuple[Callable[[], tuple], ...]] = ()
+    clean: ClassVar[tuple[Callable[[], tuple], ...]] = ()
 
     def __init__(self, **overrides: float) -> None:
         unknown = set(overrides) - set(self.options)
@@ -111,6 +114,17 @@ def depth_layers(report: ModelReport) -> list[Layer]:
 def collapsed(layer: Layer, spread: float) -> bool:
     """The layer's domain has collapsed (GL201's business): its other statistics are degenerate."""
     return layer.relative_spread is not None and layer.relative_spread < spread
+
+
+def residual_fix(report: ModelReport) -> str:
+    """How to make the skips dominate, in the words of the code the model is written in."""
+    ops = {(b.branch_op or "").split(", ")[-1] for b in report.residual_blocks}
+    if ops and ops <= {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d"}:
+        return ("zero-initialise the last BatchNorm of each residual branch: torchvision's resnet*() and "
+                "resnext*() take `zero_init_residual=True`; in your own blocks, "
+                "`nn.init.zeros_(block.bn2.weight)` for the branch's last BatchNorm")
+    return ("zero-initialise the last normalisation or linear layer of each residual branch, or scale each "
+            "branch by 1/sqrt(number of blocks)")
 
 
 def span(layers: list[Layer]) -> str:

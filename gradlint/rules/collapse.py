@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..report import Layer, ModelReport
+from . import examples as ex
 from .base import Rule, collapsed, fmt, nonlinearities
 
 # GL201's warning threshold: layers below it are reported once, as a collapsed domain.
@@ -55,6 +56,8 @@ class DomainCollapse(Rule):
     summary = "pre-activations are nearly identical across inputs (relative spread near 0)"
     options = {"warning": COLLAPSE_SPREAD, "error": 0.01}
     what_if = ('looks-linear', 'orthogonal')
+    triggers = (ex.default_init_relu_mlp,)
+    clean = (ex.he_relu_mlp, ex.batch_relu_mlp)
 
     def check(self, report: ModelReport):
         layers = list(nonlinearities(report))
@@ -105,6 +108,8 @@ class SignDiversityCollapse(Rule):
     summary = "ReLU units see one sign on almost every sample (pseudo-linear)"
     options = {"warning": 0.1, "error": 0.005, "min-samples": 16}
     what_if = ('looks-linear',)
+    triggers = (ex.he_relu_mlp,)
+    clean = (ex.batch_relu_mlp, ex.looks_linear_mlp, ex.residual_mlp)
 
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.family == "relu" and x.sign_diversity is not None
@@ -154,6 +159,8 @@ class PseudoLinear(Rule):
     summary = "a nonlinearity is almost linear on its pre-activation domain"
     options = {"warning": 0.01, "error": 0.001}
     what_if = ('looks-linear', 'orthogonal')
+    triggers = (ex.lecun_tanh_mlp,)
+    clean = (ex.layer_norm_tanh_mlp, ex.looks_linear_mlp)
 
     def check(self, report: ModelReport):
         layers = [x for x in nonlinearities(report) if x.nonlinearity is not None
@@ -201,6 +208,8 @@ class DeadUnits(Rule):
     summary = "ReLU units that are never positive on the probe batch"
     options = {"warning": 0.25, "min-samples": 16}
     what_if = ('looks-linear',)
+    triggers = (ex.dead_relu_layer,)
+    clean = (ex.shallow_mlp, ex.residual_mlp, ex.batch_relu_mlp)
 
     def check(self, report: ModelReport):
         bad = [x for x in nonlinearities(report) if x.dead_fraction is not None
@@ -244,6 +253,8 @@ class SaturatedUnits(Rule):
     summary = "tanh/sigmoid units saturated on almost every sample"
     options = {"warning": 0.1}
     what_if = ('orthogonal',)
+    triggers = (ex.saturated_tanh_layer,)
+    clean = (ex.lecun_tanh_mlp, ex.layer_norm_tanh_mlp)
 
     def check(self, report: ModelReport):
         bad = [x for x in nonlinearities(report) if x.saturated_fraction is not None

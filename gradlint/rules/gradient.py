@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..report import ModelReport
-from .base import Rule, fmt, spine_points
+from . import examples as ex
+from .base import Rule, fmt, residual_fix, spine_points
 
 
 def _severity(value: float, levels: list[tuple[str, float]], above: bool = True) -> tuple[str, float] | None:
@@ -51,6 +52,8 @@ class ExplodingGradients(Rule):
     summary = "the Gradient Scale Coefficient grows large toward the input"
     options = {"info": 3.0, "warning": 10.0, "error": 1000.0, "rate": 1.05, "min-r2": 0.9, "min-points": 10}
     what_if = ('zero-residual', 'looks-linear')
+    triggers = (ex.batch_relu_mlp, ex.layer_norm_tanh_mlp, ex.dominant_branch_resnet)
+    clean = (ex.residual_mlp, ex.diluted_resnet, ex.looks_linear_mlp)
 
     def check(self, report: ModelReport):
         s = report.summary
@@ -75,8 +78,7 @@ class ExplodingGradients(Rule):
         blocks = report.residual_blocks
         fix = ("Add residual connections (x + f(x)) around the plain layers, or scale residual branches down "
                "so the skip dominates" if not blocks else
-               "Scale the residual branches down (e.g. by 1/sqrt(blocks)) or zero-initialise the last layer of "
-               "each branch so the skip dominates")
+               f"Make the skips dominate: {residual_fix(report)}")
         yield self.finding(
             report, layer=worst, severity=severity, value=s.gsc_max, threshold=threshold,
             message=f"GSC reaches {fmt(s.gsc_max)} at {worst.name} (depth {worst.depth} of "
@@ -99,7 +101,8 @@ class VanishingGradients(Rule):
     conv net with BN: 0.4; a 4-layer default-init MLP: 0.56).
 
     Example:
-    `nn.Sequential(*[nn.Sequential(nn.Linear(100, 100), nn.Tanh()) for _ in range(20)])`.
+    `nn.Sequential(*[nn.Sequential(nn.Linear(100, 100), nn.ReLU()) for _ in range(20)])` with PyTorch's
+    default init (tanh behaves the same way).
 
     How to fix:
     Use a variance-preserving init (`nn.init.kaiming_normal_` for ReLU, `xavier_normal_` or
@@ -117,6 +120,8 @@ class VanishingGradients(Rule):
     summary = "the Gradient Scale Coefficient shrinks far below 1 toward the input"
     options = {"warning": 0.1, "error": 1e-3}
     what_if = ('looks-linear', 'orthogonal')
+    triggers = (ex.default_init_relu_mlp,)
+    clean = (ex.he_relu_mlp, ex.residual_mlp)
 
     def check(self, report: ModelReport):
         points = spine_points(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..report import ModelReport
+from . import examples as ex
 from .base import Rule, depth_layers, fmt, span
 from .collapse import DomainCollapse, PseudoLinear, SignDiversityCollapse
 from .gradient import ExplodingGradients, VanishingGradients
@@ -45,7 +46,8 @@ class NonOrthogonalInit(Rule):
     message is a pointer, not a diagnosis.
 
     Example:
-    A deep tanh MLP with `nn.Linear`'s default init.
+    A 30-layer `Linear -> BatchNorm1d -> ReLU` MLP with He (Gaussian) weights: it explodes, and
+    every weight has defect ~1.
 
     How to fix:
     `torch.nn.init.orthogonal_(layer.weight, gain=...)` on each depth-bearing layer; for ReLU nets the
@@ -63,6 +65,8 @@ class NonOrthogonalInit(Rule):
     summary = "weights are far from orthogonal in a model that explodes or collapses"
     options = {"info": 0.3}
     what_if = ('looks-linear', 'orthogonal')
+    triggers = (ex.batch_relu_mlp,)
+    clean = (ex.orthogonal_batch_relu_mlp, ex.residual_mlp)
 
     def check(self, report: ModelReport):
         mean = report.summary.mean_orthogonality_defect
@@ -79,3 +83,63 @@ class NonOrthogonalInit(Rule):
                            f"{span(layers)} (gain to keep each nonlinearity's pre-activation scale); for ReLU "
                            "nets, the looks-linear construction makes the network exactly orthogonal at init.",
         )
+
+
+class IdenticalInitialWeights(Rule):
+    """What it does:
+    Flags depth-bearing layers that start with exactly the same weights as another layer, through
+    different parameters (copies, not weight tying).
+
+    Why is this bad?
+    `copy.deepcopy` of an initialised layer, and containers built that way (`nn.TransformerEncoder`
+    and `nn.TransformerDecoder` deep-copy the layer they are given), start every copy from the same
+    point. Each copy is then the same random function, and the network's initial state is far less
+    random than its parameter count suggests; the copies only drift apart through the different
+    inputs they see. Tied weights (one module applied several times, or one parameter shared) are
+    intended and not flagged.
+
+    Defaults: `warning` for any group of two or more layers whose weights are equal value for value.
+    Constant weights (e.g. zero-initialised layers) are not compared.
+
+    Example:
+    `nn.Sequential(*[copy.deepcopy(block) for _ in range(4)])`, or
+    `nn.TransformerEncoder(nn.TransformerEncoderLayer(256, 8), num_layers=6)`.
+
+    How to fix:
+    Re-initialise each copy (`for layer in encoder.layers: layer.apply(init_fn)`), build each block
+    with its own constructor call, or start from an orthogonal initial state drawn per layer
+    (`gradlint.init.orthogonal_(model)`).
+
+    References:
+    Philipp et al. (arXiv 1712.05577), section 6 (the initial state); PyTorch issues #72253
+    "Transformer Initialization" and #86274 "TransformerEncoder/TransformerDecoder has same initial
+    parameters for all layers".
+    """
+
+    code = "GL302"
+    name = "identical-initial-weights"
+    severity = "warning"
+    summary = "layers start with identical weights (deep copies of one layer)"
+    what_if = ("orthogonal",)
+    triggers = (ex.cloned_layers_model,)
+    clean = (ex.weight_tied_model, ex.residual_mlp)
+
+    def check(self, report: ModelReport):
+        groups: dict[str, list] = {}
+        for x in depth_layers(report):
+            if x.weight_hash is not None:
+                groups.setdefault(x.weight_hash, []).append(x)
+        for layers in groups.values():
+            distinct = {x.weight or x.name: x for x in layers}
+            if len(distinct) < 2:
+                continue  # one parameter used several times: weight tying
+            same = list(distinct.values())
+            names = ", ".join(x.name for x in same[:6]) + (f" and {len(same) - 6} more" if len(same) > 6 else "")
+            yield self.finding(
+                report, layer=same[0], value=float(len(same)), threshold=2.0,
+                message=f"{len(same)} layers start with identical {same[0].op} weights: {names}",
+                recommendation="Initialise each copy separately (copy.deepcopy and nn.TransformerEncoder clone "
+                               "one initialised layer): re-run the init on every copy, e.g. "
+                               "`for layer in model.layers: layer.apply(init_fn)`, or construct each block "
+                               "with its own call.",
+            )

@@ -1,0 +1,278 @@
+"""Small models each rule must flag (``triggers``) and must not flag (``clean``).
+
+Every factory returns ``(model, inputs)`` built from a fixed seed; one parametrised test
+(tests/test_rules.py) lints them all.  torch is imported inside the factories so that importing the
+rules stays cheap and the rules themselves never touch it.
+"""
+
+from __future__ import annotations
+
+
+def _torch():
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    return torch, nn
+
+
+def _x(*shape: int):
+    import torch
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+
+
+def _mlp(depth: int, width: int, act: str = "relu", norm: str | None = None, init: str | None = "he",
+         bias: float = 0.0, classes: int = 10):
+    torch, nn = _torch()
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        if init == "he":
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        elif init == "lecun":
+            nn.init.normal_(lin.weight, std=width ** -0.5)
+        elif isinstance(init, float):
+            nn.init.normal_(lin.weight, std=init * width ** -0.5)
+        if init is not None:
+            nn.init.constant_(lin.bias, bias)
+        layers.append(lin)
+        if norm == "batch":
+            layers.append(nn.BatchNorm1d(width))
+        elif norm == "layer":
+            layers.append(nn.LayerNorm(width))
+        layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "selu": nn.SELU}[act]())
+    layers.append(nn.Linear(width, classes))
+    return nn.Sequential(*layers)
+
+
+def batch_relu_mlp():
+    """30 Linear -> BatchNorm1d -> ReLU layers, width 64, He init: the paper's exploding net."""
+    return _mlp(30, 64, norm="batch"), (_x(64, 64),)
+
+
+def layer_norm_tanh_mlp():
+    """30 Linear -> LayerNorm -> tanh layers, width 64, LeCun init: explodes at ~1.09 per layer."""
+    return _mlp(30, 64, act="tanh", norm="layer", init="lecun"), (_x(64, 64),)
+
+
+def residual_mlp():
+    """A pre-LayerNorm residual MLP, 12 blocks, branches scaled by 0.2: healthy."""
+    torch, nn = _torch()
+
+    class ResidualMLP(nn.Module):
+        def __init__(self, width=64, blocks=12, scale=0.2):
+            super().__init__()
+            self.stem = nn.Linear(width, width)
+            self.blocks = nn.ModuleList(
+                nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+                for _ in range(blocks))
+            self.scale = scale
+            self.head = nn.Linear(width, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for block in self.blocks:
+                x = x + self.scale * block(x)
+            return self.head(x)
+
+    return ResidualMLP(), (_x(64, 64),)
+
+
+def shallow_mlp():
+    """A 3-layer ReLU MLP, PyTorch default init: healthy."""
+    return _mlp(3, 64, init=None), (_x(64, 64),)
+
+
+def default_init_relu_mlp():
+    """20 Linear -> ReLU layers with PyTorch's default init: the signal shrinks until biases dominate."""
+    return _mlp(20, 64, init=None), (_x(64, 64),)
+
+
+def he_relu_mlp():
+    """40 Linear -> ReLU layers, He init, zero biases: scale kept, sign diversity lost."""
+    return _mlp(40, 64), (_x(128, 64),)
+
+
+def lecun_tanh_mlp():
+    """40 Linear -> tanh layers, weight variance 1/fan_in: tanh becomes the identity on its domain."""
+    return _mlp(40, 64, act="tanh", init="lecun"), (_x(64, 64),)
+
+
+def looks_linear_mlp():
+    """The He-init ReLU MLP put into the looks-linear orthogonal initial state."""
+    import torch
+
+    from ..init import looks_linear_
+
+    model, x = he_relu_mlp()
+    return looks_linear_(model, generator=torch.Generator().manual_seed(0)), x
+
+
+def orthogonal_batch_relu_mlp():
+    """The batch-ReLU MLP with orthogonal weights: still explodes (BatchNorm), but its weights are orthogonal."""
+    import torch
+
+    from ..init import orthogonal_
+
+    model, x = batch_relu_mlp()
+    return orthogonal_(model, generator=torch.Generator().manual_seed(0)), x
+
+
+def dead_relu_layer():
+    """Linear -> ReLU with biases of -3: most units are never positive."""
+    return _mlp(2, 64, bias=-3.0), (_x(64, 64),)
+
+
+def saturated_tanh_layer():
+    """Linear -> tanh on unnormalised pixel values in [0, 255]: every unit sits on a flat part of tanh."""
+    import torch
+
+    model = _mlp(2, 64, act="tanh", init="lecun")
+    return model, (255 * torch.rand(64, 64, generator=torch.Generator().manual_seed(1)),)
+
+
+def nonfinite_model():
+    """A forward that takes the log of a ReLU output: -inf wherever the ReLU is zero."""
+    torch, nn = _torch()
+
+    class LogReLU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.head(torch.log(torch.relu(self.fc(x))))
+
+    return LogReLU(), (_x(32, 16),)
+
+
+def untraceable_model():
+    """Data-dependent control flow in forward: torch.fx cannot trace it."""
+    torch, nn = _torch()
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(16, 16)
+            self.b = nn.Linear(16, 4)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            if h.sum() > 0:
+                h = h * 2
+            return self.b(h)
+
+    return Branchy(), (_x(32, 16),)
+
+
+def zero_head_model():
+    """A zero-initialised classifier head (common in vision transformers): the output is exactly zero."""
+    torch, nn = _torch()
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    nn.init.zeros_(model[4].weight)
+    nn.init.zeros_(model[4].bias)
+    return model, (_x(32, 16),)
+
+
+def parameter_free_token_model():
+    """One-hot features of token ids with no parameter on the path: nothing can carry a gradient."""
+    torch, nn = _torch()
+
+    class OneHot(nn.Module):
+        def forward(self, tokens):
+            return torch.nn.functional.one_hot(tokens, 16).float().mean(1)
+
+    return OneHot(), (torch.randint(0, 16, (32, 8), generator=torch.Generator().manual_seed(1)),)
+
+
+def cloned_layers_model():
+    """Four blocks made by copy.deepcopy of one block (as nn.TransformerEncoder does): identical weights."""
+    import copy
+
+    torch, nn = _torch()
+    block = nn.Sequential(nn.Linear(32, 32), nn.LayerNorm(32), nn.ReLU())
+    model = nn.Sequential(*(copy.deepcopy(block) for _ in range(4)), nn.Linear(32, 4))
+    return model, (_x(64, 32),)
+
+
+def weight_tied_model():
+    """One Linear applied three times (weight tying): the same parameter, not a copy."""
+    torch, nn = _torch()
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(32, 32)
+            self.head = nn.Linear(32, 4)
+
+        def forward(self, x):
+            for _ in range(3):
+                x = torch.relu(self.fc(x))
+            return self.head(x)
+
+    return Tied(), (_x(64, 32),)
+
+
+def narrow_deep_mlp():
+    """24 Linear -> LayerNorm -> ReLU layers of width 16: sum of 1/width = 1.5."""
+    return _mlp(24, 16, norm="layer"), (_x(64, 16),)
+
+
+def wide_shallow_mlp():
+    """6 Linear -> LayerNorm -> ReLU layers of width 256: sum of 1/width = 0.02."""
+    return _mlp(6, 256, norm="layer"), (_x(64, 256),)
+
+
+def _resnet(alpha: float, blocks: int = 16, width: int = 64, post_norm: bool = False):
+    torch, nn = _torch()
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(width, width)
+            self.bn = nn.BatchNorm1d(width)
+            self.fc2 = nn.Linear(width, width)
+            self.norm = nn.LayerNorm(width) if post_norm else nn.Identity()
+            nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")
+            nn.init.normal_(self.fc2.weight, std=width ** -0.5)
+
+        def forward(self, x):
+            return self.norm(x + alpha * self.fc2(torch.relu(self.bn(self.fc1(x)))))
+
+    model = nn.Sequential(*(Block() for _ in range(blocks)), nn.Linear(width, 10))
+    return model, (_x(64, width),)
+
+
+def dominant_branch_resnet():
+    """16 post-norm residual blocks LayerNorm(x + 4 f(x)): every branch is 4x its skip, block after block."""
+    return _resnet(4.0, post_norm=True)
+
+
+def diluted_resnet():
+    """16 residual blocks whose branches are scaled by 0.2: the skip dominates (k ~ 7)."""
+    return _resnet(0.2)
+
+
+def conv_bias_before_batchnorm():
+    """Conv2d(bias=True) -> BatchNorm2d -> ReLU: BatchNorm subtracts the channel mean, the bias cancels."""
+    torch, nn = _torch()
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    return model, (_x(8, 3, 16, 16),)
+
+
+def conv_without_bias_before_batchnorm():
+    """Conv2d(bias=False) -> BatchNorm2d -> ReLU, as torchvision builds it."""
+    torch, nn = _torch()
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    return model, (_x(8, 3, 16, 16),)
+
+
+def linear_bias_before_layernorm():
+    """Linear(bias=True) -> LayerNorm: LayerNorm normalises over features, so a per-feature bias survives."""
+    return _mlp(3, 32, norm="layer"), (_x(64, 32),)

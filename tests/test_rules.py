@@ -1,0 +1,131 @@
+"""Every rule against the models it carries: its triggers must be flagged, its clean examples not."""
+
+import functools
+import re
+from importlib.metadata import EntryPoint
+
+import pytest
+
+import gradlint
+from gradlint.report import SEVERITIES
+from gradlint.rules import RULES, check, default_rules, plugins, registry
+from gradlint.rules.base import Rule
+
+CASES = [(rule, factory, kind) for rule in RULES for kind in ("triggers", "clean") for factory in getattr(rule, kind)]
+
+
+@functools.lru_cache(maxsize=None)
+def findings_of(factory):
+    model, inputs = factory()
+    return gradlint.lint(model, inputs).findings
+
+
+@pytest.mark.parametrize("rule, factory, kind", CASES,
+                         ids=[f"{r.code}-{k}-{f.__name__}" for r, f, k in CASES])
+def test_rule_examples(rule, factory, kind):
+    codes = [f.code for f in findings_of(factory)]
+    if kind == "triggers":
+        assert rule.code in codes, f"{rule.code} did not fire on {factory.__name__}: {codes}"
+    else:
+        assert rule.code not in codes, f"{rule.code} fired on its clean example {factory.__name__}"
+
+
+def test_every_rule_has_examples_both_ways():
+    for rule in RULES:
+        assert rule.triggers and rule.clean, f"{rule.code} needs trigger and clean examples"
+
+
+def test_codes_and_names_are_unique_and_well_formed():
+    codes = [r.code for r in RULES]
+    names = [r.name for r in RULES]
+    assert len(set(codes)) == len(codes) and len(set(names)) == len(names)
+    assert codes == sorted(codes)  # the registry is in code order
+    for rule in RULES:
+        assert re.fullmatch(r"GL\d{3}", rule.code)
+        assert re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", rule.name)
+        assert rule.severity in SEVERITIES
+        assert rule.summary and not rule.summary.endswith(".")
+        assert all(re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", k) for k in rule.options)
+
+
+def test_findings_carry_numbers_and_a_concrete_fix():
+    for factory in {f for r in RULES for f in r.triggers}:
+        for f in findings_of(factory):
+            assert f.message and f.recommendation
+            assert f.severity in SEVERITIES
+            assert f.path is not None
+
+
+def test_rule_options_override_defaults_and_unknown_options_are_refused():
+    model, inputs = RULES[4].triggers[0]()  # GL101 on the batch-ReLU MLP
+    report = gradlint.lint(model, inputs).report
+    (default,) = [f for f in check(report) if f.code == "GL101"]
+    relaxed = [r for r in default_rules() if r.code != "GL101"] + [RULES[4](error=1e9, warning=1e8, info=1e7,
+                                                                            rate=10.0)]
+    assert default.severity in ("warning", "error")
+    assert "GL101" not in [f.code for f in check(report, relaxed)]
+    with pytest.raises(ValueError, match="unknown option"):
+        RULES[4](eror=1.0)
+
+
+class AcmeWideLayers(Rule):
+    """What it does:
+    Flags any layer wider than 48 units (a stand-in third-party rule).
+
+    Why is this bad?
+    It is not; this rule exists to test the plugin mechanism.
+
+    Example:
+    `nn.Linear(64, 64)`.
+
+    How to fix:
+    Nothing to fix.
+
+    References:
+    None.
+    """
+
+    code = "ACME101"
+    name = "acme-wide-layers"
+    severity = "info"
+    summary = "a layer wider than 48 units"
+    options = {"width": 48}
+
+    def check(self, report):
+        wide = [x for x in report.layers if x.kind == "layer" and (x.width or 0) > self.opts["width"]]
+        if wide:
+            yield self.finding(report, layer=wide[0], message=f"{wide[0].name} is {wide[0].width} wide",
+                               recommendation="none", value=float(wide[0].width))
+
+
+@pytest.fixture
+def fake_plugins(monkeypatch):
+    """Register entry points in the gradlint.rules group without installing anything."""
+
+    def install(*eps: EntryPoint):
+        monkeypatch.setattr(plugins, "entry_points", lambda group: [e for e in eps if e.group == group])
+        plugins._load.cache_clear()
+
+    yield install
+    plugins._load.cache_clear()
+
+
+def test_third_party_rules_plug_in_through_entry_points(fake_plugins):
+    fake_plugins(EntryPoint("ACME", f"{__name__}:AcmeWideLayers", "gradlint.rules"))
+    assert registry()[-1] is AcmeWideLayers
+    model, inputs = RULES[4].clean[0]()  # the healthy residual MLP, width 64
+    findings = gradlint.lint(model, inputs).findings
+    assert [f.code for f in findings] == ["ACME101"]
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("ACME", f"{__name__}:RULES", "is not ACME followed by three digits"),      # claims GL codes
+    ("acme", f"{__name__}:AcmeWideLayers", "must be an upper-case code prefix"),
+    ("ACME", "no_such_module_xyz:Rule", "failed to load"),
+    ("ACME", f"{__name__}:findings_of", "is not a gradlint Rule class"),
+])
+def test_bad_plugins_are_one_line_errors_naming_the_plugin(fake_plugins, name, value, message):
+    fake_plugins(EntryPoint(name, value, "gradlint.rules"))
+    with pytest.raises(gradlint.GradlintError, match=message) as info:
+        registry()
+    assert "\n" not in str(info.value)
