@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from . import inputs as probe_inputs
-from . import probe, whatif
+from . import probe, suppress, whatif
 from .errors import GradlintError, InputError, one_line
 from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
@@ -78,7 +78,9 @@ def _lint(model, given, source, opts: ProbeOptions, target, path, line, rules=No
                                            seed=opts.seed, draws=opts.draws, input_source=source, rules=rules))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
-    return TargetResult(target=target, report=report, findings=check(report, rules), what_if=tuple(variants))
+    findings, suppressed = suppress.split(report, check(report, rules))
+    return TargetResult(target=target, report=report, findings=findings, what_if=tuple(variants),
+                        suppressed=suppressed)
 
 
 def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None) -> TargetResult:

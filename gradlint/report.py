@@ -156,6 +156,7 @@ class TargetResult:
     error: AnalysisError | None = None
     traceback: str | None = field(default=None, compare=False)
     what_if: tuple[WhatIf, ...] = ()
+    suppressed: tuple[Finding, ...] = ()   # silenced by `# gradlint: ignore[...]` comments
 
     @property
     def ok(self) -> bool:

@@ -11,7 +11,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import probe
+from . import probe, suppress
 from .errors import GradlintError, one_line
 from .report import Finding, ModelReport, WhatIf
 from .rules import check
@@ -34,7 +34,8 @@ def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str |
         return WhatIf(change, False, str(exc))
     report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
                        draws=draws, input_source=input_source)
-    return WhatIf(change, True, None, done.changed, done.skipped, report, check(report, rules))
+    findings, _ = suppress.split(report, check(report, rules))
+    return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
 
 
 def key(f: Finding) -> tuple[str, str | None]:

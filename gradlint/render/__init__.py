@@ -11,4 +11,5 @@ def counts(results: list[TargetResult]) -> dict[str, int]:
         for f in r.findings:
             tally[f.severity] += 1
     return {"targets": len(results), "failed": sum(not r.ok for r in results),
-            "errors": tally["error"], "warnings": tally["warning"], "infos": tally["info"]}
+            "errors": tally["error"], "warnings": tally["warning"], "infos": tally["info"],
+            "suppressed": sum(len(r.suppressed) for r in results)}

@@ -28,6 +28,7 @@ def result_dict(r: TargetResult) -> dict:
         "residual_blocks": to_plain(rep.residual_blocks) if rep else [],
         "nonfinite": list(rep.nonfinite) if rep else [],
         "findings": to_plain(r.findings),
+        "suppressed": to_plain(r.suppressed),
         "what_if": [_what_if(r, w) for w in r.what_if],
     }
 

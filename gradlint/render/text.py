@@ -200,6 +200,9 @@ def render(results: list[TargetResult], console: Console) -> None:
         head.append(v.upper(), style=STYLE[v])
         if r.findings:
             head.append(f"  ({_n(c['errors'], 'error')}, {_n(c['warnings'], 'warning')}, {c['infos']} info)")
+        if r.suppressed:
+            codes = ", ".join(sorted({f.code for f in r.suppressed}))
+            head.append(f"  [{len(r.suppressed)} suppressed: {codes}]", style="dim")
         console.print(Group(head, _summary(r), Text(""), _table(r), Text("")))
         if r.findings:
             console.print(_findings(r, console.width))
@@ -208,6 +211,8 @@ def render(results: list[TargetResult], console: Console) -> None:
     c = counts(results)
     tail = (f"{_n(c['targets'] - c['failed'], 'target')} analysed: {_n(c['errors'], 'error')}, "
             f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
+    if c["suppressed"]:
+        tail += f"; {c['suppressed']} suppressed by comments"
     if c["failed"]:
         tail += f"; {c['failed']} could not be analysed (see stderr)"
     console.print(tail)
