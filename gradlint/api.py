@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult, WhatIf
 from .rules import Rule, check
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
         _, line = inspect.getsourcelines(type(model))
     except (TypeError, OSError):
         return None, None
+    if path and os.path.abspath(path).startswith(_TORCH_DIR):
+        return None, None  # an nn.Sequential (or other torch container) built in place: no file of the user's
     return (display_path(path) if path else None), line
 
 

@@ -501,6 +501,9 @@ def capture_hooks(model: nn.Module, inputs: tuple, note: str) -> Capture:
 
     def post_hook(name):
         def hook(module, args, out):
+            rest = None
+            if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
+                out, rest = out[0], out[1:]  # e.g. nn.MultiheadAttention: (output, weights)
             if not isinstance(out, torch.Tensor):
                 return None
             n = calls.get(name, 0)
@@ -515,7 +518,8 @@ def capture_hooks(model: nn.Module, inputs: tuple, note: str) -> Capture:
             last[:] = [rec.id]
             weight = ops.weight_of(module) if kind == "layer" else None
             observed = _observe(rec, out, pending.pop(id(module), None), weight, records, module, None)
-            return observed.clone() if observed.is_floating_point() else observed
+            observed = observed.clone() if observed.is_floating_point() else observed
+            return observed if rest is None else (observed, *rest)
         return hook
 
     handles = []
@@ -568,6 +572,9 @@ def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line:
             raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
                              "floating output (or a tuple or dict of them)")
         structure = _structure(cap)
+        if cap.trace == "hooks":
+            # A chain of modules hides residual streams: only the inputs and the output are sure to be on it.
+            structure.spine = [i for i in structure.spine if cap.records[i].is_input or i == cap.order[-1]]
         gen = torch.Generator().manual_seed(seed + 1)
         summary_anchor, no_grad = _backward(cap, structure, draws, gen)
     return _build_report(cap, structure, target=target, path=path, line=line, seed=seed, device=device, dtype=dtype,
@@ -667,7 +674,8 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
             preact_std=c.preact_std if c else None, relative_spread=c.relative_spread if c else None,
             sign_diversity=c.sign_diversity if c else None, nonlinearity=c.nonlinearity if c else None,
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
-            orthogonality_defect=r.defect, width=r.width, samples=c.samples if c else None, family=r.family,
+            orthogonality_defect=r.defect, width=r.width, samples=c.samples if c else None,
+            rectified=c.rectified if c else None, family=r.family,
             path=r.path or path, line=r.line if r.path else line,
             weight=r.weight_name, weight_hash=r.weight_hash, bias_cancelled_by=r.bias_cancelled_by,
         ))

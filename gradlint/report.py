@@ -31,6 +31,7 @@ class Layer:
     orthogonality_defect: float | None = None
     width: int | None = None          # output features (units) of a layer
     samples: int | None = None        # samples per unit behind the collapse statistics (batch x positions)
+    rectified: bool | None = None     # the pre-activation has no negative value (a ReLU of a ReLU output)
     family: str | None = None         # nonlinearity family: relu | saturating | smooth
     path: str | None = None           # where the layer is defined (its module's construction), else called
     line: int | None = None

@@ -49,6 +49,7 @@ class Collapse:
     saturated_fraction: float | None
     units: int
     samples: int
+    rectified: bool = False      # no negative value at all: the input is already the output of a ReLU
 
 
 def collapse(
@@ -97,8 +98,9 @@ def collapse(
         lo, hi = saturation
         flat = ((X <= lo) | (X >= hi)).double().mean(dim=0)
         saturated_fraction = float((flat > 0.99).double().mean())
+    rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
-                    saturated_fraction, units, samples)
+                    saturated_fraction, units, samples, rectified)
 
 
 def fingerprint(weight: torch.Tensor) -> str | None:

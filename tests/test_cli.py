@@ -58,7 +58,7 @@ def test_examples_json_has_the_output_spec_fields_and_exit_1(gradlint):
     assert run.code == 1
     doc = run.json()
     assert doc["schema"] == "gradlint/1"
-    assert set(doc["summary"]) == {"targets", "failed", "errors", "warnings", "infos"}
+    assert {"targets", "failed", "errors", "warnings", "infos"} <= set(doc["summary"])  # fields may be added
     for r in doc["results"]:
         assert {"target", "ok", "error", "trace", "probe", "summary", "layers", "residual_blocks",
                 "findings"} <= set(r)

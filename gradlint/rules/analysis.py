@@ -40,7 +40,8 @@ class TraceFallback(Rule):
             yield self.finding(
                 report,
                 message=f"{report.trace_note or 'torch.fx tracing failed'}; recorded modules with forward hooks "
-                        "and treated them as a chain (residual structure not seen)",
+                        "and treated them as a chain: residual structure is not seen, and the GSC profile is read "
+                        "at the input only",
                 recommendation="Make forward() symbolically traceable (no data-dependent control flow) for the "
                                "full graph analysis.",
             )
@@ -154,5 +155,6 @@ class NoGradient(Rule):
                 report,
                 message="no recorded node has a gradient path to the output (integer inputs and no parameter on "
                     "the path?); gradient-scale figures are missing",
-                recommendation="Probe with trainable parameters (requires_grad=True) or float inputs.",
+                recommendation="Give float example inputs (example_inputs or --input-shape), or check that the "
+                               "output depends on a parameter or a float input.",
             )

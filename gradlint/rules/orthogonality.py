@@ -21,10 +21,12 @@ def shows_pathology(report: ModelReport) -> bool:
     for x in report.layers:
         if x.kind != "nonlinearity":
             continue
+        if x.rectified:
+            continue  # a ReLU of a ReLU output: the identity by construction
         if (x.family == "relu" and x.sign_diversity is not None
                 and x.sign_diversity < SignDiversityCollapse.options["warning"]):
             return True
-        if x.nonlinearity is not None and x.nonlinearity < PseudoLinear.options["warning"]:
+        if x.family != "relu" and x.nonlinearity is not None and x.nonlinearity < PseudoLinear.options["warning"]:
             return True
     return False
 
