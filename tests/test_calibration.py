@@ -127,3 +127,26 @@ def test_findings_point_at_source_lines_of_the_model_file(tmp_path, monkeypatch)
     assert located
     for f in located:
         assert f.path.endswith("net.py") and f.line == 9
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("batch-relu", {"GL101": "error"}),
+    ("batch-tanh", {"GL101": "warning"}),
+    ("layer-tanh", {"GL101": "warning"}),
+    ("selu", {"GL101": "warning"}),
+    ("relu", {"GL202": "warning"}),
+    ("layer-relu", {"GL202": "warning"}),
+    ("tanh", {"GL203": "error"}),
+])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paper_mlps_get_their_family_at_warning_or_error(name, expected, seed):
+    """The paper's split: batch/layer-norm and SeLU nets explode, ReLU/layer-ReLU lose sign
+    diversity, tanh becomes pseudo-linear (gradlint.paper builders, default batch 64)."""
+    from gradlint import paper
+
+    result = gradlint.lint(built(lambda: paper.mlp(name), seed), seed=seed)
+    got = {f.code: f.severity for f in result.findings}
+    for code, severity in expected.items():
+        assert got.get(code) == severity, (code, got)
+    exploding = name in ("batch-relu", "batch-tanh", "layer-tanh", "selu")
+    assert ("GL101" in got and got["GL101"] != "info") == exploding
