@@ -6,7 +6,7 @@ import inspect
 import os
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ from .errors import GradlintError, InputError, one_line
 from .paths import display_path
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult, WhatIf
-from .rules import Rule, check
+from .rules import Rule, check, default_rules
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -83,9 +83,28 @@ def _lint(model, given, source, opts: ProbeOptions, target, path, line, rules=No
                                            seed=opts.seed, draws=opts.draws, input_source=source, rules=rules))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
-    findings, suppressed = suppress.split(report, check(report, rules))
+    findings = check(report, rules)
+    suggesting = {r.code for r in (rules if rules is not None else default_rules()) if r.what_if}
+    if any(f.code in suggesting for f in findings):
+        # Findings that suggest a gradlint.init change name only changes that really apply to this model.
+        report = replace(report, applicable_changes=_applicable_changes(model))
+        findings = check(report, rules)
+    findings, suppressed = suppress.split(report, findings)
     return TargetResult(target=target, report=report, findings=findings, what_if=tuple(variants),
                         suppressed=suppressed)
+
+
+def _applicable_changes(model: nn.Module) -> tuple[str, ...]:
+    from . import init
+
+    fits = []
+    for change in whatif.CHANGES:
+        try:
+            if init.plan(model, change).changed:
+                fits.append(change)
+        except Exception:  # noqa: BLE001 - InitError, or a model the planner cannot trace
+            continue
+    return tuple(fits)
 
 
 def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None) -> TargetResult:

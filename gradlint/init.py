@@ -32,7 +32,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import ops
+from . import changes, ops
 from .errors import GradlintError, one_line
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "zero_init_residual_",
 ]
 
-CHANGES = ("orthogonal", "looks-linear", "zero-residual")
+CHANGES = tuple(changes.CHANGES)
 
 
 class InitError(GradlintError):

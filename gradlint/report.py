@@ -111,6 +111,7 @@ class ModelReport:
     nonfinite: tuple[str, ...] = ()     # nodes where the probe saw NaN or Inf, forward order
     output_zero: bool = False
     no_gradient: bool = False          # nothing upstream of the output requires grad
+    applicable_changes: tuple[str, ...] = ()   # gradlint.init changes that apply (checked when a rule needs it)
 
     def layer(self, name: str) -> Layer | None:
         return next((x for x in self.layers if x.name == name), None)

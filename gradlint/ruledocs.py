@@ -23,7 +23,7 @@ import click
 
 from .errors import GradlintError
 from .rules import RULES, Rule, registry
-from .rules.base import CHANGE_NAMES, INIT_FUNCTIONS
+from . import changes
 
 SECTIONS = ("What it does", "Why is this bad?", "Example", "How to fix", "References")
 # A section header is a line of its own; the trailing colon is optional ("Why is this bad?" has none).
@@ -114,8 +114,8 @@ def page(cls: type[Rule]) -> str:
     if what_if:
         out.append("- Try the fix before editing code (the finding suggests the first that fits the model):")
         for change in what_if:
-            function = INIT_FUNCTIONS.get(change)
-            what = f" ({CHANGE_NAMES[change]}, `gradlint.init.{function}`)" if function and change in CHANGE_NAMES else ""
+            known = changes.CHANGES.get(change)
+            what = f" ({known[1]}, `gradlint.init.{known[0]}`)" if known else ""
             out.append(f"  - `gradlint MODEL.py --what-if {change}`{what}")
     out.append(f"- Source: `{cls.__module__}.{cls.__qualname__}`")
     options = dict(getattr(cls, "options", {}))

@@ -11,13 +11,12 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import probe, suppress
+from . import changes, probe, suppress
 from .errors import GradlintError, one_line
 from .report import Finding, ModelReport, WhatIf
 from .rules import check
 
-CHANGES = ("orthogonal", "looks-linear", "zero-residual")
-FUNCTIONS = {"orthogonal": "orthogonal_", "looks-linear": "looks_linear_", "zero-residual": "zero_init_residual_"}
+CHANGES = tuple(changes.CHANGES)
 
 
 def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str | None, line: int | None,

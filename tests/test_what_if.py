@@ -8,7 +8,6 @@ import torch.nn as nn
 
 import gradlint
 from gradlint import whatif
-from gradlint.rules.base import change_fits
 from reference_models import ResidualMLP, gaussian, mlp
 
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs gradlint[plot]")
@@ -93,14 +92,26 @@ def test_unknown_change_is_an_input_error():
 
 
 @pytest.mark.parametrize("model, fits", [
-    (lambda: mlp(4, 16, init="he"), {"orthogonal", "looks-linear"}),
-    (lambda: mlp(4, 16, nn.Tanh), {"orthogonal"}),
-    (lambda: ResidualMLP(16, 3), {"orthogonal", "zero-residual"}),
+    (lambda: mlp(4, 16, init="he"), ("orthogonal", "looks-linear")),
+    (lambda: mlp(4, 15, init="he"), ("orthogonal",)),          # odd width: looks-linear refuses it
+    (lambda: mlp(4, 16, nn.Tanh), ("orthogonal",)),
+    (lambda: ResidualMLP(16, 3), ("orthogonal", "zero-residual")),
 ])
-def test_rules_suggest_only_changes_that_apply(model, fits):
+def test_applicable_changes_are_what_gradlint_init_accepts(model, fits):
+    from gradlint.api import _applicable_changes
+
     torch.manual_seed(0)
-    report = gradlint.lint(model(), gaussian(32, 16)).report
-    assert {c for c in whatif.CHANGES if change_fits(report, c)} == fits
+    assert _applicable_changes(model()) == fits
+
+
+def test_findings_suggest_only_a_change_that_applies():
+    torch.manual_seed(0)
+    even = gradlint.lint(mlp(40, 64, init="he"), gaussian(128, 64))
+    odd = gradlint.lint(mlp(40, 63, init="he"), gaussian(128, 63))
+    gl202 = {r: next(f for f in res.findings if f.code == "GL202") for r, res in (("even", even), ("odd", odd))}
+    assert 'what_if=("looks-linear",)' in gl202["even"].recommendation
+    assert "what_if" not in gl202["odd"].recommendation  # looks-linear needs even widths; nothing else fits GL202
+    assert even.report.applicable_changes == ("orthogonal", "looks-linear")
 
 
 def test_bad_plot_destination_fails_before_probing(gradlint, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
+from .. import changes
 from ..report import Finding, Layer, ModelReport
 
 
@@ -55,26 +56,9 @@ class Rule:
         )
 
 
-INIT_FUNCTIONS = {"orthogonal": "orthogonal_", "looks-linear": "looks_linear_", "zero-residual": "zero_init_residual_"}
-
-
 def change_fits(report: ModelReport, change: str) -> bool:
-    """Whether a gradlint.init change applies to this model, judged from the report alone."""
-    layers = depth_layers(report)
-    if change == "zero-residual":
-        return bool(report.residual_blocks)
-    if change == "looks-linear":
-        acts = list(nonlinearities(report))
-        return (bool(acts) and all(x.family == "relu" for x in acts) and not report.residual_blocks
-                and len(layers) >= 2 and all(x.op == "Linear" for x in layers))
-    return bool(layers)
-
-
-CHANGE_NAMES = {
-    "orthogonal": "orthogonal initial weights",
-    "looks-linear": "the looks-linear orthogonal initial state",
-    "zero-residual": "zero-initialised residual branches",
-}
+    """Whether gradlint.init can apply ``change`` to this model (checked by the caller, kept in the report)."""
+    return change in report.applicable_changes
 
 
 def what_if_hint(report: ModelReport, change: str) -> str:
@@ -83,8 +67,8 @@ def what_if_hint(report: ModelReport, change: str) -> str:
         how = f"`gradlint {report.target} --what-if {change}`"
     else:
         how = f"`gradlint.lint(model, x, what_if=(\"{change}\",))`"
-    return (f"To try {CHANGE_NAMES[change]} (gradlint.init.{INIT_FUNCTIONS[change]}(model)) without editing code, "
-            f"{how} shows the findings before and after.")
+    return (f"To try {changes.description(change)} (gradlint.init.{changes.function(change)}(model)) without "
+            f"editing code, {how} shows the findings before and after.")
 
 
 def fmt(x: float | None) -> str:
