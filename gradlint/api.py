@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,12 +13,11 @@ import torch.nn as nn
 from . import inputs as probe_inputs
 from . import probe, suppress, whatif
 from .errors import GradlintError, InputError, one_line
-from .paths import display_path
+from .paths import display_path, is_library_file
 from .load import LoadFailure, ModelSource, as_tuple, user_code
 from .report import AnalysisError, TargetResult, WhatIf
 from .rules import Rule, check, default_rules
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
         _, line = inspect.getsourcelines(type(model))
     except (TypeError, OSError):
         return None, None
-    if path and os.path.abspath(path).startswith(_TORCH_DIR):
+    if path and is_library_file(path):
         return None, None  # an nn.Sequential (or other torch container) built in place: no file of the user's
     return (display_path(path) if path else None), line
 

@@ -8,7 +8,6 @@ chain.  The result is a frozen ``ModelReport`` of plain numbers.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -21,11 +20,9 @@ from . import ops, sites, stats
 from .graph import GraphNode, Structure, analyse
 from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
 from .errors import ProbeError, one_line
-from .paths import display_path
+from .paths import display_path, is_library_file
 from .state import preserved
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 _FRAME = re.compile(r'File "(.+?)", line (\d+)')
 _PARAM_NAMES: dict[int, str] = {}         # id(parameter) -> qualified name, for the probe in progress
 
@@ -57,7 +54,8 @@ class Record:
     nonfinite: bool = False
     gsc: float | None = None
     weight_name: str | None = None           # the parameter behind a layer's weight
-    weight_hash: str | None = None           # stats.fingerprint of that weight
+    weight_ref: torch.Tensor | None = None   # that weight, until copies are compared
+    copy_of: str | None = None               # an earlier layer's weight this one equals (not the same parameter)
     bias_cancelled_by: str | None = None     # the batch-type norm that directly follows this layer's bias
 
 
@@ -83,8 +81,7 @@ def source_of(stack_trace: str | None) -> tuple[str | None, int | None]:
         return None, None
     best = (None, None)
     for path, line in _FRAME.findall(stack_trace):
-        apath = os.path.abspath(path)
-        if apath.startswith(_TORCH_DIR) or apath.startswith(_OWN_DIR) or path.startswith("<"):
+        if is_library_file(path):
             continue
         best = (display_path(path), int(line))
     return best
@@ -317,7 +314,7 @@ def _observe(rec: Record, out: torch.Tensor, x_in, weight, records: dict[str, Re
         rec.width = int(out.shape[1] if rec.channels_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
         if weight is not None and weight.is_floating_point():
             rec.defect = stats.orthogonality_defect(weight)
-            rec.weight_hash = stats.fingerprint(weight)
+            rec.weight_ref = weight
             rec.weight_name = _PARAM_NAMES.get(id(weight))
     if rec.kind == "nonlinearity" and x_in is not None and x_in.is_floating_point() and not rec.nonfinite:
         if bool(torch.isfinite(x_in).all()):
@@ -383,8 +380,11 @@ def _static_structure(gm: fx.GraphModule, records: dict[str, Record]) -> Structu
 
 
 def _alias(t):
-    """A separate autograd node for one side of a residual block: its gradient is that side's share."""
-    return t.clone() if isinstance(t, torch.Tensor) else t
+    """A separate autograd node for one side of a residual block: its gradient is that side's share.
+
+    A view, not a copy: a branch that writes its input in place must still change what the skip sees.
+    """
+    return t.view_as(t) if isinstance(t, torch.Tensor) else t
 
 
 def _split_block_inputs(gm: fx.GraphModule, structure: Structure) -> dict[fx.Node, tuple[str, str]]:
@@ -572,13 +572,37 @@ def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line:
             raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
                              "floating output (or a tuple or dict of them)")
         structure = _structure(cap)
-        if cap.trace == "hooks":
-            # A chain of modules hides residual streams: only the inputs and the output are sure to be on it.
-            structure.spine = [i for i in structure.spine if cap.records[i].is_input or i == cap.order[-1]]
+        _mark_copies(cap)
         gen = torch.Generator().manual_seed(seed + 1)
         summary_anchor, no_grad = _backward(cap, structure, draws, gen)
     return _build_report(cap, structure, target=target, path=path, line=line, seed=seed, device=device, dtype=dtype,
                          inputs=inputs, input_source=input_source, anchor=summary_anchor, no_grad=no_grad)
+
+
+def _mark_copies(cap: Capture) -> None:
+    """Layers whose weight equals an earlier layer's value for value, through a different parameter.
+
+    Only weights of the same shape are compared, each against one representative per distinct value;
+    constant weights (zero-initialised layers) and one parameter used twice (tying) are not copies.
+    """
+    seen: dict[tuple, list[tuple[torch.Tensor, str]]] = {}
+    for i in cap.order:
+        r = cap.records[i]
+        w, r.weight_ref = r.weight_ref, None
+        if w is None or w.numel() == 0:
+            continue
+        w = w.detach()
+        if bool((w == w.reshape(-1)[0]).all()):
+            continue
+        same_shape = seen.setdefault((tuple(w.shape), w.dtype, w.device), [])
+        for other, label in same_shape:
+            if other is w or other.data_ptr() == w.data_ptr():
+                break  # the same parameter again
+            if torch.equal(other, w):
+                r.copy_of = label
+                break
+        else:
+            same_shape.append((w, r.weight_name or r.name))
 
 
 def _first_device(inputs: tuple) -> torch.device:
@@ -661,6 +685,9 @@ def _structure(cap: Capture) -> Structure:
 def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, device, dtype, inputs, input_source, anchor,
                   no_grad) -> ModelReport:
     spine = set(st.spine)
+    if cap.trace == "hooks":
+        # A chain of modules hides residual streams: only the inputs and the output are sure to be on the spine.
+        spine = {i for i in spine if cap.records[i].is_input or i == cap.order[-1]}
     layers: list[Layer] = []
     for i in cap.order:
         r = cap.records[i]
@@ -677,7 +704,7 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
             orthogonality_defect=r.defect, width=r.width, samples=c.samples if c else None,
             rectified=c.rectified if c else None, family=r.family,
             path=r.path or path, line=r.line if r.path else line,
-            weight=r.weight_name, weight_hash=r.weight_hash, bias_cancelled_by=r.bias_cancelled_by,
+            weight=r.weight_name, copy_of=r.copy_of, bias_cancelled_by=r.bias_cancelled_by,
         ))
     blocks: list[ResidualBlock] = []
     merge_ids = set()
@@ -700,7 +727,7 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
         paths = stats.effective_depth(outside, [(b.skip_depth, b.branch_depth, b.branch_share) for b in blocks])
     # Spine points: float inputs, embedding outputs, depth-bearing spine layers, residual merges.
     points = [(cap.records[i], st.depth.get(i)) for i in st.spine
-              if cap.records[i].gsc is not None and st.depth.get(i) is not None
+              if i in spine and cap.records[i].gsc is not None and st.depth.get(i) is not None
               and (cap.records[i].kind in ("input", "layer", "embedding") or i in merge_ids)]
     fit = stats.explosion_fit([d for _, d in points], [r.gsc for r, _ in points])
     gsc_max = max((r.gsc for r, _ in points), default=None)
@@ -708,7 +735,8 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
     if points:
         deepest = max(d for _, d in points)
         gsc_input = next(r.gsc for r, d in points if d == deepest)
-    nonlin = [x for x in layers if x.kind == "nonlinearity" and x.sign_diversity is not None]
+    # A ReLU of an already rectified input is the identity by construction: not a collapsed domain.
+    nonlin = [x for x in layers if x.kind == "nonlinearity" and x.sign_diversity is not None and not x.rectified]
     defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
     summary = Summary(
         compositional_depth=st.compositional_depth,

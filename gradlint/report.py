@@ -36,7 +36,7 @@ class Layer:
     path: str | None = None           # where the layer is defined (its module's construction), else called
     line: int | None = None
     weight: str | None = None         # the parameter holding a layer's weight ("blocks.0.fc.weight")
-    weight_hash: str | None = None    # identity of the weight's values (None when constant, e.g. zero)
+    copy_of: str | None = None        # an earlier layer's weight that this one equals value for value (a copy)
     bias_cancelled_by: str | None = None   # the batch/instance norm right after this layer's bias
 
 

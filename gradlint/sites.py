@@ -10,18 +10,14 @@ layer built in a factory loop the line that calls ``nn.Linear``.  Modules create
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import weakref
 from collections.abc import Iterator
 
-import torch
 import torch.nn as nn
 
-from .paths import display_path
+from .paths import display_path, is_library_file
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
 _sites: "weakref.WeakKeyDictionary[nn.Module, tuple[str, int]]" = weakref.WeakKeyDictionary()
 _active = 0
 
@@ -32,6 +28,18 @@ def site_of(module: nn.Module) -> tuple[str, int] | None:
         return _sites.get(module)
     except TypeError:  # an unhashable module
         return None
+
+
+def copy_sites(original: nn.Module, memo: dict) -> None:
+    """Give the modules of ``copy.deepcopy(original, memo)`` the construction sites of their originals."""
+    for module in original.modules():
+        site = site_of(module)
+        twin = memo.get(id(module))
+        if site is not None and isinstance(twin, nn.Module):
+            try:
+                _sites[twin] = site
+            except TypeError:
+                pass
 
 
 @contextlib.contextmanager
@@ -70,10 +78,8 @@ def _caller(module: nn.Module) -> tuple[str, int] | None:
     frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
-        path = os.path.abspath(code.co_filename)
         own = frame.f_locals.get("self") is module and code.co_name == "__init__"
-        if not own and not code.co_filename.startswith("<") and not path.startswith(_TORCH_DIR) \
-                and not path.startswith(_OWN_DIR):
+        if not own and not is_library_file(code.co_filename):
             return display_path(code.co_filename), frame.f_lineno
         frame = frame.f_back
     return None

@@ -103,22 +103,6 @@ def collapse(
                     saturated_fraction, units, samples, rectified)
 
 
-def fingerprint(weight: torch.Tensor) -> str | None:
-    """An identity for a weight's values, to spot identical copies; None for a constant (e.g. zero) weight.
-
-    Shape plus two exact float64 projections on fixed pseudo-random vectors: equal weights always give
-    equal fingerprints, different ones practically never do.
-    """
-    w = weight.detach()
-    if w.numel() == 0 or bool((w == w.reshape(-1)[0]).all()):
-        return None
-    flat = w.to(device="cpu", dtype=torch.float64).reshape(-1)
-    gen = torch.Generator().manual_seed(1712_05577)
-    probes = torch.randn(2, flat.numel(), generator=gen, dtype=torch.float64)
-    a, b = (probes @ flat).tolist()
-    return f"{'x'.join(map(str, w.shape))}:{a.hex()}:{b.hex()}"
-
-
 def orthogonality_defect(weight: torch.Tensor) -> float | None:
     """sqrt(k ||G||_F^2 / tr(G)^2 - 1) for the Gram G (k x k) of the smaller side of W (out, in*kernel).
 

@@ -11,7 +11,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import changes, probe, suppress
+from . import changes, probe, sites, suppress
 from .errors import GradlintError, one_line
 from .report import Finding, ModelReport, WhatIf
 from .rules import check
@@ -23,10 +23,12 @@ def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str |
         seed: int, draws: int, input_source: str, rules=None) -> WhatIf:
     from . import init
 
+    memo: dict = {}
     try:
-        variant = copy.deepcopy(model)
+        variant = copy.deepcopy(model, memo)
     except Exception as exc:  # noqa: BLE001 - a model holding an uncopyable object
         return WhatIf(change, False, f"the model cannot be copied ({one_line(exc)})")
+    sites.copy_sites(model, memo)  # findings on the copy point at the same lines, so suppressions still apply
     try:
         done = init.apply(variant, change, generator=torch.Generator().manual_seed(seed))
     except GradlintError as exc:
@@ -35,10 +37,6 @@ def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str |
                        draws=draws, input_source=input_source)
     findings, _ = suppress.split(report, check(report, rules))
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
-
-
-def key(f: Finding) -> tuple[str, str | None]:
-    return f.code, f.layer
 
 
 def status(before: tuple[Finding, ...], after: WhatIf) -> list[tuple[Finding, str]]:

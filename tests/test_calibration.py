@@ -150,3 +150,12 @@ def test_paper_mlps_get_their_family_at_warning_or_error(name, expected, seed):
         assert got.get(code) == severity, (code, got)
     exploding = name in ("batch-relu", "batch-tanh", "layer-tanh", "selu")
     assert ("GL101" in got and got["GL101"] != "info") == exploding
+
+
+def test_selu_mlp_is_a_deep_plain_stack_with_a_pathology():
+    """GL401 and GL301 read the other rules' verdicts: SeLU's GL101 warning comes from its rate alone."""
+    from gradlint import paper
+
+    result = gradlint.lint(built(lambda: paper.mlp("selu")))
+    got = {f.code: f.severity for f in result.findings}
+    assert got["GL101"] == "warning" and got["GL401"] == "warning"

@@ -217,3 +217,44 @@ def test_report_names_pass_through_and_dominant_blocks(gradlint):
     data = gradlint("examples/residual_mlp.py", "--format", "json").json()["results"][0]
     assert data["summary"]["effective_depth_p5"] == 2 and data["summary"]["effective_depth_p95"] == 4
     assert all(b["skip_depth"] == 0 and 0 < b["branch_share"] < 0.01 for b in data["residual_blocks"])
+
+
+class InplaceBranch(nn.Module):
+    """The branch rectifies the block input in place, so the skip adds the rectified value."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 16)
+        self.fc = nn.Linear(16, 16)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.relu(x)
+        return self.head(x + self.fc(y))
+
+
+def test_branch_share_split_keeps_in_place_branches_exact():
+    torch.manual_seed(0)
+    model, x = InplaceBranch(), gaussian(64, 16)
+    from gradlint import probe
+    with_split = gradlint.lint(model, x).report
+    original = probe._split_block_inputs
+    try:
+        probe._split_block_inputs = lambda gm, structure: {}
+        without = gradlint.lint(model, x).report
+    finally:
+        probe._split_block_inputs = original
+    assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
+    assert with_split.residual_blocks[0].branch_share is not None
+
+
+def test_rectified_relus_do_not_count_as_collapsed_in_the_summary():
+    from reference_models import resnet18_like
+
+    torch.manual_seed(0)
+    report = gradlint.lint(resnet18_like(), gaussian(8, 3, 32, 32)).report
+    rectified = [x for x in report.layers if x.kind == "nonlinearity" and x.rectified]
+    assert rectified and all(x.sign_diversity == 0.0 for x in rectified)  # relu(identity) after a zero branch
+    assert report.summary.min_sign_diversity > 0.3

@@ -137,3 +137,35 @@ def test_functional_layer_weights_give_the_orthogonality_defect():
     assert layers[0].orthogonality_defect < 1e-5 and layers[1].orthogonality_defect < 1e-5
     assert layers[2].orthogonality_defect > 0.1
     assert report.summary.compositional_depth == 3
+
+
+def test_library_files_are_told_apart_by_path_not_by_prefix():
+    import os
+
+    from gradlint.paths import is_library_file
+
+    assert is_library_file(torch.nn.__file__) and is_library_file(gradlint.__file__)
+    assert is_library_file("<stdin>")
+    sibling = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(gradlint.__file__))), "gradlint_models", "n.py")
+    assert not is_library_file(sibling)  # starts with the package's path, is not in it
+
+
+def test_untraceable_zero_head_model_keeps_its_gsc_profile():
+    from gradlint.rules import examples
+
+    model, (x,) = examples.zero_head_model()
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            if x.sum() > 1e9:  # data-dependent: torch.fx cannot trace it
+                x = x * 2
+            return self.net(x)
+
+    report = gradlint.lint(Branchy(), x).report
+    assert report.trace == "hooks" and report.output_zero
+    assert report.summary.gsc_anchor not in (None, "input_0")
+    assert report.summary.gsc_input is not None and report.summary.gsc_input != 1.0

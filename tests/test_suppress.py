@@ -71,3 +71,13 @@ def test_bare_ignore_silences_everything_and_text_counts_it(gradlint, tmp_path):
     text = " ".join(run.stdout.split())  # the long temporary path may wrap the head line
     assert "model.py:deep_mlp CLEAN [4 suppressed: GL101, GL301, GL401, GL404]" in text
     assert run.stdout.rstrip().endswith("suppressed by comments")
+
+
+def test_what_if_variants_keep_the_suppressions(gradlint, tmp_path):
+    run = gradlint(write(tmp_path, layer_comment="  # gradlint: ignore[GL3]"), "--what-if", "looks-linear",
+                   "--format", "json")
+    (r,) = run.json()["results"]
+    assert "GL301" in codes(r, "suppressed")
+    (w,) = r["what_if"]
+    assert w["applied"] and "GL301" not in codes(w)
+    assert all(s["code"] != "GL301" for s in w["finding_status"])

@@ -10,25 +10,9 @@ from .gradient import ExplodingGradients, VanishingGradients
 
 
 def shows_pathology(report: ModelReport) -> bool:
-    """Explosion, vanishing or collapse at the default warning levels of GL101, GL102 and GL2xx."""
-    s = report.summary
-    if s.gsc_max is not None and s.gsc_max >= ExplodingGradients.options["warning"]:
-        return True
-    if s.gsc_input is not None and s.gsc_input < VanishingGradients.options["warning"]:
-        return True
-    if s.min_relative_spread is not None and s.min_relative_spread < DomainCollapse.options["warning"]:
-        return True
-    for x in report.layers:
-        if x.kind != "nonlinearity":
-            continue
-        if x.rectified:
-            continue  # a ReLU of a ReLU output: the identity by construction
-        if (x.family == "relu" and x.sign_diversity is not None
-                and x.sign_diversity < SignDiversityCollapse.options["warning"]):
-            return True
-        if x.family != "relu" and x.nonlinearity is not None and x.nonlinearity < PseudoLinear.options["warning"]:
-            return True
-    return False
+    """Explosion, vanishing or collapse: GL101, GL102 or GL201-GL203 (default options) at warning or above."""
+    judges = (ExplodingGradients(), VanishingGradients(), DomainCollapse(), SignDiversityCollapse(), PseudoLinear())
+    return any(f.severity != "info" for rule in judges for f in rule.check(report))
 
 
 class NonOrthogonalInit(Rule):
@@ -127,15 +111,14 @@ class IdenticalInitialWeights(Rule):
     clean = (ex.weight_tied_model, ex.residual_mlp)
 
     def check(self, report: ModelReport):
+        layers = depth_layers(report)
         groups: dict[str, list] = {}
-        for x in depth_layers(report):
-            if x.weight_hash is not None:
-                groups.setdefault(x.weight_hash, []).append(x)
-        for layers in groups.values():
-            distinct = {x.weight or x.name: x for x in layers}
-            if len(distinct) < 2:
-                continue  # one parameter used several times: weight tying
-            same = list(distinct.values())
+        for x in layers:
+            if x.copy_of is not None:
+                groups.setdefault(x.copy_of, []).append(x)
+        for label, copies in groups.items():
+            first = next((x for x in layers if (x.weight or x.name) == label), None)
+            same = ([first] if first is not None else []) + copies
             names = ", ".join(x.name for x in same[:6]) + (f" and {len(same) - 6} more" if len(same) > 6 else "")
             yield self.finding(
                 report, layer=same[0], value=float(len(same)), threshold=2.0,
