@@ -2,8 +2,16 @@
 
 __version__ = "0.1.0"
 
-from .api import lint  # noqa: E402
 from .errors import GradlintError  # noqa: E402
 from .report import Finding, ModelReport, TargetResult  # noqa: E402
 
 __all__ = ["Finding", "GradlintError", "ModelReport", "TargetResult", "lint", "__version__"]
+
+
+def __getattr__(name: str):
+    """``gradlint.lint`` imports torch on first use, so ``gradlint --help`` and ``gradlint rules`` stay fast."""
+    if name == "lint":
+        from .api import lint
+
+        return lint
+    raise AttributeError(f"module 'gradlint' has no attribute {name!r}")

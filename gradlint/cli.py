@@ -10,12 +10,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .api import ProbeOptions, analyse
 from .config import Overrides, Probe, Resolver, Selection, Settings, parse_codes
 from .errors import GradlintError, one_line
-from .load import resolve, split_target
+from .paths import split_target
 from .report import SEVERITY_RANK, AnalysisError, TargetResult
-from .whatif import CHANGES
+from .changes import CHANGES
 
 
 class _DefaultCheck(click.Group):
@@ -60,7 +59,7 @@ def main() -> None:
               help="Gaussian cotangents averaged in the GSC estimate.  [default: 1]")
 @click.option("--device", help="Move the model to this device before probing (e.g. cuda).")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "float16", "bfloat16"]), help="Probe dtype.")
-@click.option("--what-if", "what_if", multiple=True, type=click.Choice(CHANGES),
+@click.option("--what-if", "what_if", multiple=True, type=click.Choice(list(CHANGES)),
               help="Also probe a copy of each model with this change to its initial weights (gradlint.init) and "
                    "show the figures and findings before and after. Repeat for several.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
@@ -139,6 +138,9 @@ def _config_folder(spec: str) -> Path:
 
 
 def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...]) -> list[TargetResult]:
+    from .api import ProbeOptions, analyse  # torch is imported only when a model is analysed
+    from .load import resolve
+
     """Every model ``spec`` names, each probed and judged with the settings for its file."""
     try:
         sources = resolve(spec, ProbeOptions(**settings.probe_for(spec, None)).seed)

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import changes, ops
+from .probe import _arg_nodes, _is_view, _tensor_args
 from .errors import GradlintError, one_line
 
 __all__ = [
@@ -357,19 +358,13 @@ def _node_phi(node: fx.Node, gm: fx.GraphModule) -> Callable[[torch.Tensor], tor
     rest, kwargs = node.args[1:], dict(node.kwargs)
     kwargs.pop("inplace", None)
     target = node.target
-    if not _has_node((rest, kwargs)):  # constant extra arguments: evaluate the op itself
+    if not _arg_nodes((rest, kwargs)):  # constant extra arguments: evaluate the op itself
         if node.op == "call_function":
             return lambda z: target(z, *rest, **kwargs)
         if node.op == "call_method" and isinstance(target, str):
             return lambda z: getattr(z, target)(*rest, **kwargs)
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
     return _BY_NAME.get(name.strip("_"))
-
-
-def _has_node(args) -> bool:
-    found: list[fx.Node] = []
-    fx.node.map_arg(args, lambda n: found.append(n))
-    return bool(found)
 
 
 def _phi_at_zero(phi: Callable[[torch.Tensor], torch.Tensor] | None) -> float | None:
@@ -836,9 +831,7 @@ def _param_at(sg, node: fx.Node) -> torch.Tensor | None:
                 return sg.gm.get_parameter(str(node.target))
             except AttributeError:
                 return None
-        is_view = (node.op == "call_function" and node.target in ops.VIEW_FUNCTIONS) or (
-            node.op == "call_method" and node.target in ops.VIEW_METHODS)
-        if not is_view or not node.args or not isinstance(node.args[0], fx.Node):
+        if not _is_view(node) or not node.args or not isinstance(node.args[0], fx.Node):
             return None
         node = node.args[0]
     return None
@@ -890,7 +883,7 @@ def _zero_branch(sg, node: fx.Node, uses: dict[str, list[fx.Node]], b: _Zeroer) 
             return f"'{rec.name}' also feeds other ops, so zeroing it would change more than the branch"
         if rec.kind in ("input", "constant") or node.op in ("placeholder", "get_attr"):
             return "no affine layer (norm, layer or scale parameter) on the branch"
-        live = [a for a in _node_args(node) if a.name in reachable]
+        live = [a for a in _tensor_args(node) if a.name in reachable]
         if rec.kind == "merge" or len(live) > 1:
             return f"the walk back reached '{rec.name}' ({rec.op}), an op with several inputs"
         if node.op == "call_module":
@@ -938,12 +931,6 @@ def _zero_branch(sg, node: fx.Node, uses: dict[str, list[fx.Node]], b: _Zeroer) 
         if not live:
             return "no affine layer (norm, layer or scale parameter) on the branch"
         node = live[0]
-
-
-def _node_args(node: fx.Node) -> list[fx.Node]:
-    found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n))
-    return list(dict.fromkeys(found))
 
 
 def _is_call(node: fx.Node, functions: set, methods: set) -> bool:

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from .errors import ConstructError, GradlintError, LoadError, one_line
 from . import sites
-from .paths import display_path
+from .paths import display_path, split_target
 
 FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
 
@@ -50,20 +50,6 @@ class LoadFailure:
     target: str
     error: GradlintError
     traceback: str | None = None
-
-
-def split_target(spec: str) -> tuple[str, str | None, bool]:
-    """(path or module, object name or None, is_file)."""
-    if os.path.exists(spec):
-        return spec, None, True
-    if ":" in spec:
-        left, name = spec.rsplit(":", 1)
-        if left.endswith(".py") or os.sep in left or os.path.exists(left):
-            return left, name or None, True
-        return left, name or None, False
-    if spec.endswith(".py") or os.sep in spec:
-        return spec, None, True
-    return spec, None, False
 
 
 def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:

@@ -105,10 +105,15 @@ def trace_fx(model: nn.Module) -> fx.GraphModule:
     return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
 
 
-def _tensor_args(node: fx.Node) -> list[fx.Node]:
+def _arg_nodes(args) -> list[fx.Node]:
+    """The graph nodes inside a (nested) argument structure, once each, in order."""
     found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n))
+    fx.node.map_arg(args, lambda n: found.append(n))
     return list(dict.fromkeys(found))
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    return _arg_nodes((node.args, node.kwargs))
 
 
 def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Record], set[fx.Node]]:
@@ -387,19 +392,21 @@ def _alias(t):
     return t.view_as(t) if isinstance(t, torch.Tensor) else t
 
 
-def _split_block_inputs(gm: fx.GraphModule, structure: Structure) -> dict[fx.Node, tuple[str, str]]:
+def _split_block_inputs(gm: fx.GraphModule, structure: Structure,
+                        written: set[fx.Node] = frozenset()) -> dict[fx.Node, tuple[str, str]]:
     """Give the skip side and the branch side of every residual block their own alias of the block input.
 
     A user of the block input belongs to the side whose operand it reaches.  A block where one user
-    reaches both sides (or the block input is an input placeholder shared oddly) is left alone and gets
-    no branch share.  Returns alias node -> (merge id, side).
+    reaches both sides, or whose block input is written in place (``written``: then the skip reads what
+    the branch wrote, and no split can separate them), is left alone and gets no branch share.
+    Returns alias node -> (merge id, side).
     """
     nodes = {n.name: n for n in gm.graph.nodes}
     position = {n: k for k, n in enumerate(gm.graph.nodes)}
     aliases: dict[fx.Node, tuple[str, str]] = {}
     for m in structure.merges:
         bi, merge = nodes.get(m.block_input), nodes.get(m.id)
-        if bi is None or merge is None:
+        if bi is None or merge is None or bi in written:
             continue
         reach_skip = _ancestors(nodes[m.skip], bi, position)
         reach_branch = set().union(*(_ancestors(nodes[b], bi, position) for b in m.branches))
@@ -437,7 +444,7 @@ def _ancestors(node: fx.Node, stop: fx.Node, position: dict[fx.Node, int]) -> se
 
 def capture_fx(gm: fx.GraphModule, inputs: tuple) -> Capture:
     records, by_node, clone = _fx_records(gm)
-    aliases = _split_block_inputs(gm, _static_structure(gm, records))
+    aliases = _split_block_inputs(gm, _static_structure(gm, records), clone)
     recorder = _FxRecorder(gm, by_node, clone, records, aliases)
     result = recorder.run(*inputs)
     out_node = next(n for n in gm.graph.nodes if n.op == "output")

@@ -198,7 +198,7 @@ def test_residual_probe_leaves_gsc_unchanged():
     from gradlint import probe
     original = probe._split_block_inputs
     try:
-        probe._split_block_inputs = lambda gm, structure: {}
+        probe._split_block_inputs = lambda gm, structure, written=(): {}
         without = gradlint.lint(model, x).report
     finally:
         probe._split_block_inputs = original
@@ -235,19 +235,21 @@ class InplaceBranch(nn.Module):
         return self.head(x + self.fc(y))
 
 
-def test_branch_share_split_keeps_in_place_branches_exact():
+def test_a_branch_writing_its_block_input_in_place_gets_no_branch_share():
+    """The skip reads what the branch wrote: no split can separate them, so the block is not split."""
     torch.manual_seed(0)
     model, x = InplaceBranch(), gaussian(64, 16)
     from gradlint import probe
     with_split = gradlint.lint(model, x).report
     original = probe._split_block_inputs
     try:
-        probe._split_block_inputs = lambda gm, structure: {}
+        probe._split_block_inputs = lambda gm, structure, written=(): {}
         without = gradlint.lint(model, x).report
     finally:
         probe._split_block_inputs = original
     assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
-    assert with_split.residual_blocks[0].branch_share is not None
+    assert with_split.residual_blocks[0].branch_share is None
+    assert with_split.summary.effective_depth is None
 
 
 def test_rectified_relus_do_not_count_as_collapsed_in_the_summary():
