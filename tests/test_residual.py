@@ -189,19 +189,24 @@ def test_torchvision_style_resnet_blocks_with_projection_shortcut():
     assert s.effective_depth_p5 <= s.effective_depth <= s.effective_depth_p95
 
 
+def lint_without_split(model, x):
+    """The report with the branch-share split turned off."""
+    from gradlint import probe
+
+    original = probe._split_block_inputs
+    try:
+        probe._split_block_inputs = lambda gm, structure, written=(): {}
+        return gradlint.lint(model, x).report
+    finally:
+        probe._split_block_inputs = original
+
+
 def test_residual_probe_leaves_gsc_unchanged():
     """Splitting the block inputs for the branch share must not move any measured number."""
     torch.manual_seed(0)
     model = SmallResNet()
     x = gaussian(8, 3, 16, 16)
-    with_split = gradlint.lint(model, x).report
-    from gradlint import probe
-    original = probe._split_block_inputs
-    try:
-        probe._split_block_inputs = lambda gm, structure, written=(): {}
-        without = gradlint.lint(model, x).report
-    finally:
-        probe._split_block_inputs = original
+    with_split, without = gradlint.lint(model, x).report, lint_without_split(model, x)
     assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
     assert all(b.branch_share is None for b in without.residual_blocks)
     assert without.summary.effective_depth is None
@@ -239,14 +244,7 @@ def test_a_branch_writing_its_block_input_in_place_gets_no_branch_share():
     """The skip reads what the branch wrote: no split can separate them, so the block is not split."""
     torch.manual_seed(0)
     model, x = InplaceBranch(), gaussian(64, 16)
-    from gradlint import probe
-    with_split = gradlint.lint(model, x).report
-    original = probe._split_block_inputs
-    try:
-        probe._split_block_inputs = lambda gm, structure, written=(): {}
-        without = gradlint.lint(model, x).report
-    finally:
-        probe._split_block_inputs = original
+    with_split, without = gradlint.lint(model, x).report, lint_without_split(model, x)
     assert [x.gsc for x in with_split.layers] == [x.gsc for x in without.layers]
     assert with_split.residual_blocks[0].branch_share is None
     assert with_split.summary.effective_depth is None
