@@ -37,6 +37,7 @@ import torch.nn as nn
 
 import gradlint
 from gradlint import ops, paper, probe
+from gradlint.rules.architecture import hanin_beta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_models import (  # noqa: E402
@@ -197,7 +198,6 @@ def measure(case: Case, seed: int) -> dict:
     s = rep.summary
     acts = [x for x in rep.layers if x.kind == "nonlinearity"]
     relu = [x for x in acts if x.family == "relu"]
-    depth_layers = [x for x in rep.layers if x.kind == "layer"]
     sd_relu, sd_relu_at = _arg(relu, "sign_diversity", min)
     sd_all, sd_all_at = _arg(acts, "sign_diversity", min)
     nl, nl_at = _arg(acts, "nonlinearity", min)
@@ -206,8 +206,8 @@ def measure(case: Case, seed: int) -> dict:
     spread, spread_at = _arg(acts, "relative_spread", min)
     dil = [b.dilution for b in rep.residual_blocks if b.dilution is not None]
     share = [b.branch_share for b in rep.residual_blocks if b.branch_share is not None]
-    hidden = depth_layers[:-1]
-    hanin = sum(1.0 / x.width for x in hidden if x.width) if hidden else None
+    beta = hanin_beta(rep)  # exactly what GL402 judges: hidden Linear layers of the longest plain run
+    hanin = beta[0] if beta else None
     bias_norm = bias_into_norm(model)
     return {
         "name": case.name, "group": case.group, "batch": rep.probe.batch_size, "time": elapsed,
@@ -248,7 +248,7 @@ def print_tables(ms: list[dict]) -> None:
     print("### Gradient and structure\n")
     print(table(
         ["model", "group", "B", "lint s", "trace", "depth comp / eff (5-95%)", "GSC input", "GSC max",
-         "rate r (R^2)", "res. blocks", "min dilution k", "max branch share p", "Hanin sum 1/width"],
+         "rate r (R^2)", "res. blocks", "min dilution k", "max branch share p", "GL402 beta (sum 1/width)"],
         [[m["name"], m["group"], str(m["batch"]), f"{m['time']:.2f}", m["trace"],
           f"{m['depth']} / {fmt(m['eff'])} ({m['p5']}-{m['p95']})", fmt(m["gsc_input"]), fmt(m["gsc_max"]),
           f"{m['rate']:.4f} ({fmt(m['r2'])})" if m["rate"] is not None else "n/a", str(m["blocks"]),
@@ -284,7 +284,7 @@ RANGE_METRICS = [
     ("min sign diversity (ReLU family)", "sd_relu"), ("min sign diversity (any family)", "sd_all"),
     ("min relative spread", "spread"), ("min nonlinearity", "nl"), ("max dead fraction", "dead"),
     ("max saturated fraction", "sat"), ("mean orthogonality defect", "defect"),
-    ("min dilution k", "k_min"), ("max branch share p", "p_max"), ("Hanin sum 1/width", "hanin"),
+    ("min dilution k", "k_min"), ("max branch share p", "p_max"), ("GL402 beta (sum 1/width)", "hanin"),
 ]
 
 

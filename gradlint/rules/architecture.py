@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..report import Layer, ModelReport
 from . import examples as ex
-from .base import Rule, depth_layers, fmt, residual_fix, span
+from .base import Rule, depth_layers, fmt, grade, residual_fix, span
 from .orthogonality import shows_pathology
 
 
@@ -68,6 +68,17 @@ class DeepPlainStack(Rule):
         )
 
 
+def hanin_beta(report: ModelReport) -> tuple[float, list[Layer], list[Layer]] | None:
+    """The largest sum of 1/width over the hidden Linear layers of one plain run, with the run and those layers."""
+    best = None
+    for run in plain_runs(report):
+        hidden = [x for x in run[:-1] if x.op == "Linear" and x.width]
+        beta = sum(1.0 / x.width for x in hidden)
+        if hidden and (best is None or beta > best[0]):
+            best = (beta, run, hidden)
+    return best
+
+
 class DepthAgainstWidth(Rule):
     """What it does:
     Computes Hanin's beta, the sum of 1/width over the hidden fully connected layers of each plain
@@ -108,17 +119,12 @@ class DepthAgainstWidth(Rule):
     clean = (ex.wide_shallow_mlp, ex.residual_mlp)
 
     def check(self, report: ModelReport):
-        best = None
-        for run in plain_runs(report):
-            hidden = [x for x in run[:-1] if x.op == "Linear" and x.width]
-            beta = sum(1.0 / x.width for x in hidden)
-            if hidden and (best is None or beta > best[0]):
-                best = (beta, run, hidden)
-        if best is None or best[0] < self.opts["info"]:
+        best = hanin_beta(report)
+        hit = grade(best[0], [("warning", self.opts["warning"]), ("info", self.opts["info"])]) if best else None
+        if hit is None:
             return
         beta, run, hidden = best
-        severity, threshold = (("warning", self.opts["warning"]) if beta >= self.opts["warning"]
-                               else ("info", self.opts["info"]))
+        severity, threshold = hit
         widths = sorted({x.width for x in hidden})
         width = f"width {widths[0]}" if len(widths) == 1 else f"widths {widths[0]}-{widths[-1]}"
         yield self.finding(

@@ -71,6 +71,15 @@ def what_if_hint(report: ModelReport, change: str) -> str:
             f"editing code, {how} shows the findings before and after.")
 
 
+def grade(value: float, levels: list[tuple[str, float]], above: bool = True) -> tuple[str, float] | None:
+    """The first (severity, threshold) of ``levels`` (most severe first) that ``value`` reaches:
+    at or above the threshold, or at or below it with ``above=False``."""
+    for severity, threshold in levels:
+        if threshold and ((value >= threshold) if above else (value <= threshold)):
+            return severity, threshold
+    return None
+
+
 def fmt(x: float | None) -> str:
     """Numbers in messages: 3 significant figures, scientific when large or small."""
     if x is None:

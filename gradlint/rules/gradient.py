@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from ..report import ModelReport
 from . import examples as ex
-from .base import Rule, fmt, residual_fix, spine_points
-
-
-def _severity(value: float, levels: list[tuple[str, float]], above: bool = True) -> tuple[str, float] | None:
-    for severity, threshold in levels:
-        if threshold and ((value >= threshold) if above else (value <= threshold)):
-            return severity, threshold
-    return None
+from .base import Rule, fmt, grade, residual_fix, spine_points
 
 
 class ExplodingGradients(Rule):
@@ -69,7 +62,7 @@ class ExplodingGradients(Rule):
         if s.gsc_max is None or not points:
             return
         worst = max(points, key=lambda x: x.gsc)
-        hit = _severity(s.gsc_max, [("error", self.opts["error"]), ("warning", self.opts["warning"]),
+        hit = grade(s.gsc_max, [("error", self.opts["error"]), ("warning", self.opts["warning"]),
                                     ("info", self.opts["info"])])
         exponential = (s.explosion_rate is not None and s.explosion_fit_r2 is not None
                        and s.explosion_rate >= self.opts["rate"] and s.explosion_fit_r2 >= self.opts["min-r2"]
@@ -136,7 +129,7 @@ class VanishingGradients(Rule):
         if not points:
             return
         worst = min(points, key=lambda x: x.gsc)
-        hit = _severity(worst.gsc, [("error", self.opts["error"]), ("warning", self.opts["warning"])], above=False)
+        hit = grade(worst.gsc, [("error", self.opts["error"]), ("warning", self.opts["warning"])], above=False)
         if hit is None:
             return
         rate = report.summary.explosion_rate
