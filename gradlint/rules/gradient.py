@@ -24,7 +24,8 @@ class ExplodingGradients(Rule):
 
     Defaults (measured with gradlint on 50-layer width-100 MLPs and on healthy references):
     `info` at GSC >= 3, `warning` at 30, `error` at 1000. The paper's exploding nets: batch-ReLU
-    ~1.2e4, batch-tanh ~110, layer-norm-tanh 60-75, SeLU 6-7 (info). BatchNorm conv nets explode
+    ~1.2e4, batch-tanh ~110, layer-norm-tanh 60-75, SeLU 6-7 (info on magnitude alone; its rate
+    makes it a warning, see below). BatchNorm conv nets explode
     too, at the same rate per layer, but over few layers: VGG-11/16/19-like with BN reach 4-5, 7-10
     and 16-27, and they train with standard recipes, so `warning` starts above them. Healthy
     residual nets and pre-norm Transformers stay at ~1. A rate r >= 1.03 (`rate`) fitted with
