@@ -78,8 +78,8 @@ class ExplodingGradients(Rule):
                   f"(rate {s.explosion_rate:.3f}x per layer, R^2 {fmt(s.explosion_fit_r2)}: not a clean exponential)"
                   if s.explosion_rate is not None else "")
         blocks = report.residual_blocks
-        fix = ("Add residual connections (x + f(x)) around the plain layers, or scale residual branches down "
-               "so the skip dominates" if not blocks else
+        fix = ("Add residual connections (x + f(x)) around the plain layers, so each block is diluted by its skip"
+               if not blocks else
                f"Make the skips dominate: {residual_fix(report)}")
         yield self.finding(
             report, layer=worst, severity=severity, value=s.gsc_max, threshold=threshold,
