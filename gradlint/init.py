@@ -405,14 +405,15 @@ def _module_nodes(gm: fx.GraphModule) -> dict[str, list[fx.Node]]:
     return out
 
 
-def _fed_nonlinearity(sg, start: fx.Node) -> fx.Node | None:
+def _fed_nonlinearity(sg, start: fx.Node, order: dict[fx.Node, int] | None = None) -> fx.Node | None:
     """The first nonlinearity (in graph order) that ``start``'s value reaches through single-input ops.
 
-    None when a merge, another layer, a multi-input op or the output comes first.
+    None when a merge, another layer, a multi-input op or the output comes first.  ``order`` (node ->
+    position) may be passed in when many layers of one graph are asked about.
     """
-    order = {n: i for i, n in enumerate(sg.gm.graph.nodes)}
+    order = order if order is not None else {n: i for i, n in enumerate(sg.gm.graph.nodes)}
+    by_name = {n.name: n for n in order}
     heap = [(order[u], u.name) for u in _value_users(start)]
-    by_name = {n.name: n for n in sg.gm.graph.nodes}
     heapq.heapify(heap)
     seen: set[str] = set()
     while heap:
@@ -531,11 +532,20 @@ def _orthogonal_plan(model: nn.Module) -> _Plan:
 
 def _gains_from_graph(sg) -> dict[str, float]:
     gains: dict[str, float] = {}
+    order = {n: i for i, n in enumerate(sg.gm.graph.nodes)}
+    module_gain: dict[str, float] = {}  # one shared activation module (self.relu) is evaluated once
     for target, nodes in _module_nodes(sg.gm).items():
         if sg.by_node[nodes[0]].kind != "layer":
             continue
-        nl = _fed_nonlinearity(sg, nodes[0])
-        gains[target] = 1.0 if nl is None else nonlinearity_gain(_node_phi(nl, sg.gm) or (lambda z: z))
+        nl = _fed_nonlinearity(sg, nodes[0], order)
+        if nl is None:
+            gains[target] = 1.0
+        elif nl.op == "call_module" and str(nl.target) in module_gain:
+            gains[target] = module_gain[str(nl.target)]
+        else:
+            gains[target] = nonlinearity_gain(_node_phi(nl, sg.gm) or (lambda z: z))
+            if nl.op == "call_module":
+                module_gain[str(nl.target)] = gains[target]
     return gains
 
 
