@@ -80,6 +80,26 @@ class ResNet(nn.Module):
         return self.head(self.blocks(x))
 
 
+class ResidualMLP(nn.Module):
+    """The healthy reference beside the paper's nets: ``x + scale * W2 ReLU(W1 LN(x))`` blocks between a
+    linear stem and head, PyTorch's default init."""
+
+    def __init__(self, width: int = 100, blocks: int = 25, scale: float = 0.2):
+        super().__init__()
+        self.stem = nn.Linear(width, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+            for _ in range(blocks))
+        self.scale = scale
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + self.scale * block(x)
+        return self.head(x)
+
+
 def resnet(alpha: float, blocks: int = 50, width: int = 100, classes: int = 10) -> ResNet:
     """The paper's batch-ReLU ResNet with the residual branch scaled by ``alpha`` (sets the dilution)."""
     return ResNet(alpha, blocks, width, classes)

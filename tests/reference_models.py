@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gradlint.paper import ResidualMLP  # noqa: F401 - re-exported: width 100, 25 blocks, branches x0.2
+
 
 def mlp(depth: int, width: int, act=nn.ReLU, norm: str | None = None, init: str | None = None,
         classes: int = 10) -> nn.Sequential:
@@ -30,23 +32,6 @@ def mlp(depth: int, width: int, act=nn.ReLU, norm: str | None = None, init: str 
         layers.append(act())
     layers.append(nn.Linear(width, classes))
     return nn.Sequential(*layers)
-
-
-class ResidualMLP(nn.Module):
-    def __init__(self, width: int = 100, blocks: int = 25, scale: float = 0.2):
-        super().__init__()
-        self.stem = nn.Linear(width, width)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-            for _ in range(blocks))
-        self.scale = scale
-        self.head = nn.Linear(width, 10)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for block in self.blocks:
-            x = x + self.scale * block(x)
-        return self.head(x)
 
 
 def small_cnn() -> nn.Module:

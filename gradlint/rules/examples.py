@@ -58,25 +58,10 @@ def layer_norm_tanh_mlp():
 
 def residual_mlp():
     """A pre-LayerNorm residual MLP, 12 blocks, branches scaled by 0.2: healthy."""
-    torch, nn = _torch()
+    from ..paper import ResidualMLP
 
-    class ResidualMLP(nn.Module):
-        def __init__(self, width=64, blocks=12, scale=0.2):
-            super().__init__()
-            self.stem = nn.Linear(width, width)
-            self.blocks = nn.ModuleList(
-                nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-                for _ in range(blocks))
-            self.scale = scale
-            self.head = nn.Linear(width, 10)
-
-        def forward(self, x):
-            x = self.stem(x)
-            for block in self.blocks:
-                x = x + self.scale * block(x)
-            return self.head(x)
-
-    return ResidualMLP(), (_x(64, 64),)
+    _torch()
+    return ResidualMLP(width=64, blocks=12, scale=0.2), (_x(64, 64),)
 
 
 def shallow_mlp():
