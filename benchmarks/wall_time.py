@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
 
 def timed(cmd: list[str]) -> float:
@@ -21,15 +20,16 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     torch_cmd = [sys.executable, "-c", "import torch"]
     lint_cmd = [sys.executable, "-m", "gradlint", "examples/deep_mlp.py"]
     torch_times, lint_times = [], []
-    for _ in range(RUNS):
+    for _ in range(runs):
         torch_times.append(timed(torch_cmd))
         lint_times.append(timed(lint_cmd))
     t, g = statistics.median(torch_times), statistics.median(lint_times)
-    print(f"import torch:                  median {t:.2f} s over {RUNS} runs")
-    print(f"gradlint examples/deep_mlp.py: median {g:.2f} s over {RUNS} runs")
+    print(f"import torch:                  median {t:.2f} s over {runs} runs")
+    print(f"gradlint examples/deep_mlp.py: median {g:.2f} s over {runs} runs")
     print(f"ratio: {g / t:.2f}x the time of importing torch; gradlint's own work ~{g - t:.2f} s")
 
 

@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 
 from . import inputs as probe_inputs
-from . import probe, suppress, whatif
+from . import changes, probe, suppress, whatif
 from .errors import GradlintError, InputError, one_line
+from .inputs import ProbeInputs
 from .paths import display_path, is_library_file
-from .load import LoadFailure, ModelSource, as_tuple, user_code
+from .load import LoadFailure, ModelSource, user_code
 from .report import AnalysisError, TargetResult, WhatIf
 from .rules import Rule, check, default_rules
 
@@ -36,69 +37,74 @@ def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None
          what_if: tuple[str, ...] = (), rules: Sequence[Rule] | None = None) -> TargetResult:
     """Probe ``model`` and judge it.  Raises ``GradlintError`` when the model cannot be analysed.
 
-    ``example_inputs`` is a tensor or tuple of tensors (batch first); without it, inputs come from
-    ``input_shape`` or are inferred from the first depth-bearing layer.  The model is probed where it
+    ``example_inputs`` is a tensor, a tuple of positional inputs or a dict of keyword inputs (batch
+    first); without it, inputs come from ``input_shape`` or are inferred from the first depth-bearing
+    layer.  The model is probed where it
     is (its device and dtype) and left exactly as it was.  ``what_if`` names changes from
     ``gradlint.init`` ("orthogonal", "looks-linear", "zero-residual") to probe on a copy as well.
     ``rules`` are the rule instances to run (default: every rule on by default, default options).
     """
     opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape, what_if=what_if)
     path, line = _definition(model)
-    given = as_tuple(example_inputs) if example_inputs is not None else None
+    given = ProbeInputs.of(example_inputs) if example_inputs is not None else None
     return _lint(model, given, "given", opts, target or type(model).__name__, path, line, rules)
 
 
 def _definition(model: nn.Module) -> tuple[str | None, int | None]:
     try:
         path = inspect.getsourcefile(type(model))
+        if path and is_library_file(path):
+            return None, None  # an nn.Sequential (or other torch container) built in place: no file of the user's
         _, line = inspect.getsourcelines(type(model))
     except (TypeError, OSError):
         return None, None
-    if path and is_library_file(path):
-        return None, None  # an nn.Sequential (or other torch container) built in place: no file of the user's
     return (display_path(path) if path else None), line
 
 
-def _lint(model, given, source, opts: ProbeOptions, target, path, line, rules=None) -> TargetResult:
+def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, path, line, rules=None) -> TargetResult:
     if given is None:
         if opts.input_shape:
-            given, source = probe_inputs.from_shape(model, opts.input_shape, opts.batch_size, opts.seed), "input-shape"
+            shaped = probe_inputs.from_shape(model, opts.input_shape, opts.batch_size, opts.seed)
+            given, source = ProbeInputs.of(shaped), "input-shape"
         else:
             with user_code():
-                given, source = probe_inputs.infer(model, opts.batch_size, opts.seed), "inferred"
-    if not any(isinstance(x, torch.Tensor) for x in given):
+                given, source = ProbeInputs.of(probe_inputs.infer(model, opts.batch_size, opts.seed)), "inferred"
+    if not given.tensors():
         raise InputError(f"{target}: example inputs contain no tensor")
-    unknown = [c for c in opts.what_if if c not in whatif.CHANGES]
+    unknown = [c for c in opts.what_if if c not in changes.CHANGES]
     if unknown:
-        raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(whatif.CHANGES)}")
+        raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(changes.CHANGES)}")
     with user_code():
-        report = probe.run(model, given, target=target, path=path, line=line, seed=opts.seed,
-                           draws=opts.draws, input_source=source)
+        probed = probe.run(model, given, target=target, path=path, line=line, seed=opts.seed,
+                           draws=opts.draws, input_source=source, fit_memory=opts.batch_size is None)
+        report = probed.report
         variants = []
         for change in dict.fromkeys(opts.what_if):
             try:
-                variants.append(whatif.run(model, given, change, target=target, path=path, line=line,
-                                           seed=opts.seed, draws=opts.draws, input_source=source, rules=rules))
+                variants.append(whatif.run(model, given, change, probed.graph, target=target, path=path,
+                                           line=line, seed=opts.seed, draws=opts.draws, input_source=source,
+                                           rules=rules))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
     findings = check(report, rules)
     suggesting = {r.code for r in (rules if rules is not None else default_rules()) if r.what_if}
     if any(f.code in suggesting for f in findings):
         # Findings that suggest a gradlint.init change name only changes that really apply to this model.
-        report = replace(report, applicable_changes=_applicable_changes(model))
+        report = replace(report, applicable_changes=_applicable_changes(model, probed.graph))
         findings = check(report, rules)
     findings, suppressed = suppress.split(report, findings)
     return TargetResult(target=target, report=report, findings=findings, what_if=tuple(variants),
                         suppressed=suppressed)
 
 
-def _applicable_changes(model: nn.Module) -> tuple[str, ...]:
+def _applicable_changes(model: nn.Module, graph=None) -> tuple[str, ...]:
+    """The changes whose plan (on the probe's own graph: nothing is traced again) changes something."""
     from . import init
 
     fits = []
-    for change in whatif.CHANGES:
+    for change in changes.CHANGES:
         try:
-            if init.plan(model, change).changed:
+            if init.plan(model, change, graph=graph).changed:
                 fits.append(change)
         except Exception:  # noqa: BLE001 - InitError, or a model the planner cannot trace
             continue
@@ -121,11 +127,12 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequen
         given = None
         if not opts.input_shape:
             with user_code():
-                given = source.example_inputs(model)
-            if given is not None:
+                value = source.example_inputs(model)
+            if value is not None:
                 device = next((p.device for p in model.parameters()), None)
-                given = tuple(x.to(device) if isinstance(x, torch.Tensor) and device is not None else x
-                              for x in given)
+                given = ProbeInputs.of(value)
+                if device is not None:
+                    given = given.map(lambda x: x.to(device))
         return _lint(model, given, "example_inputs" if given is not None else None, opts,
                      source.target, source.path, source.line, rules)
     except GradlintError as exc:

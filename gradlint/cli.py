@@ -138,12 +138,14 @@ def _config_folder(spec: str) -> Path:
 
 
 def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...]) -> list[TargetResult]:
+    """Every model ``spec`` names, each probed and judged with the settings for its file."""
+    from . import progress
     from .api import ProbeOptions, analyse  # torch is imported only when a model is analysed
     from .load import resolve
 
-    """Every model ``spec`` names, each probed and judged with the settings for its file."""
     try:
-        sources = resolve(spec, ProbeOptions(**settings.probe_for(spec, None)).seed)
+        with progress.step(f"gradlint: importing {spec}"):
+            sources = resolve(spec, ProbeOptions(**settings.probe_for(spec, None)).seed)
     except Exception as exc:  # noqa: BLE001 - never a traceback without --debug
         return [_internal(spec, exc)]
     results = []
@@ -151,7 +153,8 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...]) -> 
         try:
             model_file = getattr(source, "path", None)
             opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
-            results.append(analyse(source, opts, settings.rules_for(model_file)))
+            with progress.step(f"gradlint: analysing {source.target}"):
+                results.append(analyse(source, opts, settings.rules_for(model_file)))
         except Exception as exc:  # noqa: BLE001
             results.append(_internal(getattr(source, "target", spec), exc))
     return results

@@ -15,7 +15,7 @@ SINK = "<output>"
 class GraphNode:
     id: str
     preds: list[str]
-    depth_bearing: bool = False
+    layers: int = 0                  # depth-bearing layers the node stands for (a stacked RNN: its layers)
     is_input: bool = False
     is_merge: bool = False
 
@@ -57,7 +57,7 @@ def analyse(nodes: list[GraphNode], outputs: list[str]) -> Structure:
         for p in ps:
             users[p].append(i)
 
-    counts = {i: 1 if by_id[i].depth_bearing else 0 for i in preds if i != SINK}
+    counts = {i: by_id[i].layers for i in preds if i != SINK}
     counts[SINK] = 0
     depth: dict[str, int] = {SINK: 0}
     for i in reversed(order):

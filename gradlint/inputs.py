@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.utils._pytree as pytree
 
 from .errors import InputError, one_line
 from .state import preserved
@@ -14,6 +18,67 @@ DEFAULT_BATCH = 64
 SEQUENCE_LENGTH = 32
 SPATIAL_CANDIDATES = (32, 64, 224, 28, 16, 8, 128)
 POSITIONS_BUDGET = 65536  # batch x spatial positions for image-sized inputs
+
+
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What the model is called with: ``model(*args, **kwargs)``."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value) -> "ProbeInputs":
+        """A tensor (one positional input), a tuple or list (positional inputs) or a dict (keyword inputs)."""
+        if isinstance(value, ProbeInputs):
+            return value
+        if isinstance(value, dict):
+            return cls((), dict(value))
+        if isinstance(value, (tuple, list)):
+            return cls(tuple(value))
+        return cls((value,))
+
+    def leaves(self) -> list:
+        """Every value inside the inputs, flattened (nested tuples, lists and dicts), in order."""
+        return pytree.tree_leaves((self.args, self.kwargs))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [x for x in self.leaves() if isinstance(x, torch.Tensor)]
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "ProbeInputs":
+        """The same inputs with ``fn`` applied to every tensor."""
+        args, kwargs = pytree.tree_map(lambda x: fn(x) if isinstance(x, torch.Tensor) else x,
+                                       (self.args, self.kwargs))
+        return ProbeInputs(tuple(args), dict(kwargs))
+
+    def named_tensors(self, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+        """(name, tensor) for each input tensor: the forward parameter it binds to (``x``,
+        ``input_ids``), with an index inside nested structures."""
+        try:
+            bound = inspect.signature(model.forward).bind(*self.args, **self.kwargs).arguments
+        except (TypeError, ValueError):
+            bound = {f"input_{i}": a for i, a in enumerate(self.args)} | self.kwargs
+        named: list[tuple[str, torch.Tensor]] = []
+        for name, value in bound.items():
+            leaves = [x for x in pytree.tree_leaves(value) if isinstance(x, torch.Tensor)]
+            named += [(name if len(leaves) == 1 else f"{name}_{i}", t) for i, t in enumerate(leaves)]
+        return named
+
+    def positional(self, model: nn.Module) -> tuple[tuple, dict]:
+        """Every forward parameter up to the last one given, positionally (defaults filled in), and the
+        parameters not given with their defaults (torch.fx fixes those when tracing)."""
+        try:
+            sig = inspect.signature(model.forward)
+            bound = sig.bind(*self.args, **self.kwargs)
+        except (TypeError, ValueError):
+            return self.args, {}
+        params = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(params) != len(sig.parameters):
+            return self.args, {}  # *args or **kwargs or keyword-only parameters: pass as given
+        given = bound.arguments
+        values = tuple(given[p.name] if p.name in given else p.default for p in params)
+        fixed = {p.name: p.default for p in params if p.name not in given}
+        return values, fixed
 
 
 

@@ -3,7 +3,8 @@
 With no name, a file's models are: module-level ``nn.Module`` instances; ``nn.Module`` subclasses
 defined in the file that construct with no arguments (unless an instance of that class is already
 at module level); and zero-argument functions defined in the file that are annotated to return an
-``nn.Module`` or are named ``make_*``, ``build_*``, ``create_*`` or ``get_*``.
+``nn.Module`` or are named ``make_*``, ``build_*``, ``create_*``, ``get_*``, or exactly ``build``,
+``make``, ``create``, ``model`` or ``get_model``.
 Names starting with ``_`` are skipped.
 """
 
@@ -29,9 +30,12 @@ import torch.nn as nn
 
 from .errors import ConstructError, GradlintError, LoadError, one_line
 from . import sites
+from .inputs import ProbeInputs
 from .paths import display_path, split_target
 
-FACTORY_NAME = re.compile(r"^(make|build|create|get)_\w+$")
+# "build_resnet" or plain "build": the names people give a function that returns their model
+# ("get_model" is a get_*)
+FACTORY_NAME = re.compile(r"^(?:(?:make|build|create|get)_\w+|build|make|create|model)$")
 
 
 @dataclass
@@ -42,7 +46,7 @@ class ModelSource:
     path: str | None                         # file that defines it, as the user spelled it
     line: int | None
     construct: Callable[[], nn.Module]
-    example_inputs: Callable[[nn.Module], tuple] | None
+    example_inputs: Callable[[nn.Module], ProbeInputs | None] | None
 
 
 @dataclass
@@ -58,9 +62,12 @@ def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
     The global torch RNG is seeded first, so module-level models built at import are reproducible.
     """
     where, name, is_file = split_target(spec)
+    shown = display_path(where) if is_file else where  # never an absolute path in any output
+    if is_file:
+        spec = f"{shown}:{name}" if name is not None else shown
     torch.manual_seed(seed)
     try:
-        module, path = (_import_file(where), where) if is_file else _import_module(where)
+        module, path = (_import_file(where), shown) if is_file else _import_module(where)
     except GradlintError as exc:
         return [LoadFailure(spec, exc, _tb())]
     lines = _top_level_lines(module)
@@ -69,19 +76,19 @@ def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
         if not hasattr(module, name):
             found = [s.target.rsplit(":", 1)[-1] for s in _discover(module, path, spec, lines, inputs)[0]]
             hint = f"models found there: {', '.join(found)}" if found else "no models found there"
-            return [LoadFailure(spec, LoadError(f"{where}: no object named '{name}' ({hint})"))]
+            return [LoadFailure(spec, LoadError(f"{shown}: no object named '{name}' ({hint})"))]
         obj = getattr(module, name)
-        src = _source_for(obj, name, module, path, lines, inputs, f"{where}:{name}", explicit=True)
+        src = _source_for(obj, name, module, path, lines, inputs, f"{shown}:{name}", explicit=True)
         if src is None:
             return [LoadFailure(spec, LoadError(
-                f"{where}:{name} is a {type(obj).__name__}, not an nn.Module, a Module class or a factory function"))]
+                f"{shown}:{name} is a {type(obj).__name__}, not an nn.Module, a Module class or a factory function"))]
         return [src]
-    sources, skipped = _discover(module, path, where, lines, inputs)
+    sources, skipped = _discover(module, path, shown, lines, inputs)
     if not sources:
         why = f"; skipped (constructor needs arguments): {', '.join(skipped)}" if skipped else ""
         return [LoadFailure(spec, LoadError(
-            f"{where}: no model found (no nn.Module instance, zero-argument Module class or factory){why}; "
-            f"name one with {where}:NAME"))]
+            f"{shown}: no model found (no nn.Module instance, zero-argument Module class or factory){why}; "
+            f"name one with {shown}:NAME"))]
     return sources
 
 
@@ -97,12 +104,13 @@ def user_code(path: str | None = None):
         yield
 
 
-def _import_file(path: str) -> ModuleType:
-    if not os.path.exists(path):
+def _import_file(spelled: str) -> ModuleType:
+    path = display_path(spelled)  # how messages name it
+    if not os.path.exists(spelled):
         raise LoadError(f"{path}: no such file; check the path")
-    if os.path.isdir(path):
+    if os.path.isdir(spelled):
         raise LoadError(f"{path}: is a directory; give a .py file (or file.py:NAME)")
-    apath = os.path.abspath(path)
+    apath = os.path.abspath(spelled)
     modname = "gradlint_target_" + hashlib.sha1(apath.encode()).hexdigest()[:12]
     folder = os.path.dirname(apath)
     spec = importlib.util.spec_from_file_location(modname, apath)
@@ -178,33 +186,29 @@ def _top_level_lines(module: ModuleType) -> dict[str, int]:
     return lines
 
 
-def _module_inputs(module: ModuleType) -> Callable[[nn.Module], tuple] | None:
+def _module_inputs(module: ModuleType) -> Callable[[nn.Module], ProbeInputs | None] | None:
     fn = getattr(module, "example_inputs", None)
     if not callable(fn) or isinstance(fn, type):
         return None
 
-    def call(model: nn.Module) -> tuple:
+    def call(model: nn.Module) -> ProbeInputs | None:
         try:
             params = [p for p in inspect.signature(fn).parameters.values()
                       if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         except (TypeError, ValueError):
             params = []
         value = fn(model) if params else fn()
-        return None if value is None else as_tuple(value)
+        return None if value is None else ProbeInputs.of(value)
 
     return call
 
 
-def as_tuple(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-def _model_inputs(model: nn.Module) -> tuple | None:
+def _model_inputs(model: nn.Module) -> ProbeInputs | None:
     attr = getattr(model, "example_inputs", None)
     if attr is None:
         return None
     value = attr() if callable(attr) else attr
-    return None if value is None else as_tuple(value)
+    return None if value is None else ProbeInputs.of(value)
 
 
 def needs_arguments(fn: Callable) -> list[str]:
@@ -261,7 +265,7 @@ def _source_for(obj, name, module, path, lines, inputs, target, explicit) -> Mod
     else:
         return None
 
-    def example(model: nn.Module) -> tuple | None:
+    def example(model: nn.Module) -> ProbeInputs | None:
         if inputs is not None:
             return inputs(model)
         return _model_inputs(model)

@@ -1,16 +1,50 @@
-"""Paths in reports, spelled as users spell them on the command line."""
+"""Paths in reports, spelled as users spell them on the command line, and never absolute.
+
+A file inside an installed package is shown relative to the folder it is installed in
+(``torchvision/models/resnet.py``); any other relative to the working directory (with ``..`` when
+outside it).
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sysconfig
 from functools import lru_cache
+
+INSTALL_FOLDERS = ("site-packages", "dist-packages")
 
 
 def display_path(path: str) -> str:
-    """Relative to the working directory when below it, else absolute."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+    """``path`` as shown in reports: a package's file relative to its install folder (even when a
+    virtual environment lives inside the project), anything else relative to the working directory."""
+    apath = os.path.abspath(path)
+    root = _install_root(apath)
+    if root is not None:
+        return os.path.relpath(apath, root)
+    return os.path.relpath(apath)
+
+
+def is_installed_file(path: str) -> bool:
+    """A file of an installed package or of the standard library: never the user's own code."""
+    return not path.startswith("<") and _install_root(os.path.abspath(path)) is not None
+
+
+def _install_root(apath: str) -> str | None:
+    """The innermost ``site-packages``-like folder, or interpreter library folder, holding ``apath``."""
+    parts = apath.split(os.sep)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in INSTALL_FOLDERS:
+            return os.sep.join(parts[:i + 1])
+    inside = [d for d in _interpreter_dirs() if os.path.commonpath([apath, d]) == d]
+    return max(inside, key=len, default=None)
+
+
+@lru_cache(maxsize=1)
+def _interpreter_dirs() -> tuple[str, ...]:
+    """The standard library's folder and those packages are installed in (purelib, platlib)."""
+    paths = sysconfig.get_paths()
+    return tuple({os.path.abspath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
 
 
 def is_library_file(path: str) -> bool:

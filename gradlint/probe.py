@@ -1,622 +1,348 @@
-"""The probe: one forward recording statistics per node, one backward of a Gaussian cotangent.
+"""The probe: measurement only.  One forward reduces each node's value to statistics as it passes, one
+backward of a Gaussian cotangent reduces each node's gradient to its squared norm (tensor hooks), and
+the result is a frozen ``ModelReport`` of plain numbers.
 
-Graph capture is torch.fx (an ``fx.Interpreter`` subclass records each node); when tracing or
-interpreting fails, forward hooks on modules record the same statistics, treating the modules as a
-chain.  The result is a frozen ``ModelReport`` of plain numbers.
+The graph comes from ``gradlint.capture`` (torch.fx, then torch.export, then module hooks).  The
+probe needs the gradient of every activation and of no weight, so parameters do not require grad
+while it runs: the backward skips the weight-gradient half of the work, and autograd keeps fewer
+tensors.  Dropout is off; normalisation stays in training mode (batch statistics).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
-from . import ops, sites, stats
-from .graph import GraphNode, Structure, analyse
-from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
+from . import capture, memory, ops, stats
+from .capture import ALIAS_META, META, Graph, Node
+from .capture import hooks as hooks_tier
+from .capture.classify import argument
 from .errors import ProbeError, one_line
-from .paths import display_path, is_library_file
+from .inputs import ProbeInputs
+from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
 from .state import preserved
 
-_FRAME = re.compile(r'File "(.+?)", line (\d+)')
-_PARAM_NAMES: dict[int, str] = {}         # id(parameter) -> qualified name, for the probe in progress
-
+UNMEASURED_LISTED = 8   # modules named in the report's list of what the probe did not see
 
 
 @dataclass
-class Record:
-    """What the probe learns about one graph node.  Holds a tensor only until the backward is done."""
+class Measure:
+    """What the probe measured at one node: plain numbers once the backward is done."""
 
-    id: str
-    name: str
-    op: str
-    kind: str
-    preds: list[str]
-    family: str | None = None
-    depth_bearing: bool = False
-    weight_arg: int | None = None            # position of the weight among a functional layer's args
-    is_input: bool = False
-    is_merge: bool = False
-    measured: bool = False
-    channels_first: bool | None = None
-    path: str | None = None
-    line: int | None = None
     norm: float | None = None
-    tensor: torch.Tensor | None = None
+    numel: int = 0
+    nonfinite: bool = False
+    units_first: bool | None = None
+    width: int | None = None
     collapse: stats.Collapse | None = None
     defect: float | None = None
-    width: int | None = None
-    nonfinite: bool = False
+    copy_of: str | None = None
+    grad_sq: list = field(default_factory=list)   # squared gradient norm per draw
     gsc: float | None = None
-    weight_name: str | None = None           # the parameter behind a layer's weight
-    weight_ref: torch.Tensor | None = None   # that weight, until copies are compared
-    copy_of: str | None = None               # an earlier layer's weight this one equals (not the same parameter)
-    bias_cancelled_by: str | None = None     # the batch-type norm that directly follows this layer's bias
 
 
-@dataclass
-class Capture:
-    records: dict[str, Record]
-    outputs: list[str]                       # record ids whose values make up Y
-    output_values: list[torch.Tensor]
-    trace: str
-    trace_note: str | None = None
-    order: list[str] = field(default_factory=list)
-    # (merge id, "skip" | "branch") -> the block input's alias on that side (a tensor until the backward)
-    aliases: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
-    shares: dict[str, float] = field(default_factory=dict)   # merge id -> branch share
+class Observer:
+    """Reduces every value to statistics as it passes; keeps a tensor only where the backward needs it."""
+
+    def __init__(self, keep: set[str] | None, budget: float | None = None):
+        self.keep = keep                  # node ids whose value is kept (spine points, for a zero output's anchor)
+        self.budget = budget              # bytes the forward's values may take before the batch is cut
+        self.used = 0.0
+        self.measures: dict[str, Measure] = {}
+        self.kept: dict[str, torch.Tensor] = {}
+        self.leaves: list[torch.Tensor] = []
+        self.weights: list[tuple[str, torch.Tensor, str | None]] = []
+        self.alias_sq: dict[tuple[str, str], list] = {}
+        self._defects: dict[int, float | None] = {}
+
+    def observe(self, node: Node, out, x_in=None, weight=None, module: nn.Module | None = None):
+        """Fill the node's measure from its output; returns the value to hand on (a grad leaf if needed).
+        An op returning a tuple (an RNN's (output, state), attention's (output, weights)) is measured at
+        its first element."""
+        if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            first = self.observe(node, out[0], x_in, weight, module)
+            return out if first is out[0] else type(out)((first, *out[1:]))
+        if not isinstance(out, torch.Tensor):
+            return out
+        m = self.measures.setdefault(node.id, Measure())
+        m.units_first = self._layout(node, out, module)
+        if not out.is_floating_point():
+            return out
+        m.norm = stats.frobenius(out)
+        m.numel = out.numel()
+        m.nonfinite = not math.isfinite(m.norm)
+        if node.kind == ops.LAYER:
+            m.width = int(out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
+            if isinstance(weight, torch.Tensor) and weight.is_floating_point():
+                if id(weight) not in self._defects:
+                    self._defects[id(weight)] = stats.orthogonality_defect(weight)
+                m.defect = self._defects[id(weight)]
+                self.weights.append((node.id, weight, node.weight or node.name))
+        if (node.kind == ops.NONLINEARITY and isinstance(x_in, torch.Tensor) and x_in.is_floating_point()
+                and not m.nonfinite):
+            m.collapse = stats.collapse(x_in, out, bool(m.units_first), node.family == ops.RELU, node.saturation)
+        if not node.measured:
+            return out
+        handed = out
+        if not out.requires_grad:
+            out = out.detach().requires_grad_(True)   # e.g. embeddings of token ids: gradients start here
+            self.leaves.append(out)
+            handed = out.clone()
+        out.register_hook(self._sum_into(m.grad_sq))
+        if self.keep is None or node.id in self.keep:
+            self.kept[node.id] = out
+        return handed
+
+    def count(self, value) -> None:
+        """Add a value's bytes to what the forward has made; past the budget, stop it (the batch is cut)."""
+        if self.budget is not None:
+            self.used += memory.bytes_of_values([value])
+            if self.used > self.budget:
+                raise memory.OverBudget(self.used)
+
+    def observe_alias(self, key: tuple[str, str], out):
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            out.register_hook(self._sum_into(self.alias_sq.setdefault(key, [])))
+        return out
+
+    @staticmethod
+    def _sum_into(sink: list):
+        def hook(grad: torch.Tensor):
+            sink.append(stats.frobenius(grad) ** 2)
+        return hook
+
+    def _layout(self, node: Node, out: torch.Tensor, module: nn.Module | None) -> bool:
+        """Whether units are dim 1 (after convolutions) or the last dim."""
+        if node.units_first is not None:
+            return node.units_first
+        for p in node.preds:
+            pm = self.measures.get(p)
+            if pm is not None and pm.units_first is not None:
+                return pm.units_first
+        return out.dim() >= 4
 
 
-# --------------------------------------------------------------------------- source lines
+class _Interpreter(fx.Interpreter):
+    """Runs a captured graph, handing every value to the observer; dropout is the identity."""
 
-
-def source_of(stack_trace: str | None) -> tuple[str | None, int | None]:
-    """The innermost frame of the stack trace that is user code (not torch, not gradlint)."""
-    if not stack_trace:
-        return None, None
-    best = (None, None)
-    for path, line in _FRAME.findall(stack_trace):
-        if is_library_file(path):
-            continue
-        best = (display_path(path), int(line))
-    return best
-
-
-# --------------------------------------------------------------------------- fx capture
-
-
-class _Tracer(fx.Tracer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, ops.DEPTH_MODULES + ops.NORM_MODULES) or super().is_leaf_module(m, qualname)
-
-
-def trace_fx(model: nn.Module) -> fx.GraphModule:
-    tracer = _Tracer()
-    graph = tracer.trace(model)
-    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
-
-
-def _arg_nodes(args) -> list[fx.Node]:
-    """The graph nodes inside a (nested) argument structure, once each, in order."""
-    found: list[fx.Node] = []
-    fx.node.map_arg(args, lambda n: found.append(n))
-    return list(dict.fromkeys(found))
-
-
-def _tensor_args(node: fx.Node) -> list[fx.Node]:
-    return _arg_nodes((node.args, node.kwargs))
-
-
-def _fx_records(gm: fx.GraphModule) -> tuple[dict[str, Record], dict[fx.Node, Record], set[fx.Node]]:
-    """Static classification of every node; returns records by id, by node, and nodes to clone."""
-    modules = dict(gm.named_modules())
-    reachable: set[fx.Node] = set()
-    records: dict[str, Record] = {}
-    by_node: dict[fx.Node, Record] = {}
-    counters: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if node.op == "output":
-            continue
-        preds = _tensor_args(node)
-        if node.op == "placeholder" or any(p in reachable for p in preds):
-            reachable.add(node)
-        kind, op_name, family, weight_arg = "other", str(node.target), None, None
-        if node.op == "placeholder":
-            kind, op_name = "input", "input"
-        elif node.op == "get_attr":
-            kind, op_name = "constant", "get_attr"
-        elif node.op == "call_module":
-            mod = modules[node.target]
-            kind, op_name = ops.module_kind(mod), type(mod).__name__
-            family = ops.nonlinear_family_of_module(mod)
-        elif node.op in ("call_function", "call_method"):
-            fn = node.target
-            op_name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
-            live = [p for p in preds if p in reachable]
-            if node.op == "call_function":
-                if fn in ops.DEPTH_FUNCTIONS:
-                    kind, weight_arg = "layer", 2 if fn is F.bilinear else 1
-                elif fn in ops.MATMUL_FUNCTIONS and len(live) == 1 and len(preds) >= 2:
-                    kind, weight_arg = "layer", _weight_position(node, reachable)
-                elif fn in ops.NONLINEAR_FUNCTIONS:
-                    kind, family = "nonlinearity", ops.NONLINEAR_FUNCTIONS[fn]
-                elif fn in ops.NORM_FUNCTIONS:
-                    kind = "norm"
-                elif fn in ops.MERGE_FUNCTIONS and len(live) >= 2:
-                    kind = "merge"
-            else:
-                if fn in ops.MATMUL_METHODS and len(live) == 1 and len(preds) >= 2:
-                    kind, weight_arg = "layer", _weight_position(node, reachable)
-                elif fn in ops.NONLINEAR_METHODS:
-                    kind, family = "nonlinearity", ops.NONLINEAR_METHODS[fn]
-                elif fn in ops.MERGE_METHODS and len(live) >= 2:
-                    kind = "merge"
-        name = _node_name(node, op_name, counters)
-        path, line = source_of(node.stack_trace)
-        if node.op == "call_module":
-            path, line = sites.site_of(modules[node.target]) or (path, line)
-        rec = Record(
-            id=node.name, name=name, op=op_name, kind=kind, family=family,
-            preds=[p.name for p in preds], depth_bearing=kind == "layer", weight_arg=weight_arg,
-            is_input=node.op == "placeholder", is_merge=kind == "merge",
-            measured=kind in ("input", "layer", "nonlinearity", "norm", "merge", "embedding"),
-            path=path, line=line,
-        )
-        records[rec.id] = rec
-        by_node[node] = rec
-    for node, rec in by_node.items():
-        if rec.kind == "layer" and node.op == "call_module":
-            norm = _bias_cancelled_by(node, modules)
-            rec.bias_cancelled_by = by_node[norm].name if norm is not None else None
-    return records, by_node, _nodes_to_clone(gm)
-
-
-def _bias_cancelled_by(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
-    """The batch or instance norm a layer's output goes straight into, when the layer has a bias:
-    that norm subtracts each channel's mean over the batch, so the bias cancels exactly."""
-    if not isinstance(getattr(modules[node.target], "bias", None), torch.Tensor):
-        return None
-    cur = node
-    for _ in range(8):
-        users = list(cur.users)
-        if len(users) != 1:
-            return None
-        (user,) = users
-        if _is_view(user):
-            cur = user
-            continue
-        if user.op == "call_module" and _per_channel_norm(modules[user.target]):
-            return user
-        return None
-    return None
-
-
-def _per_channel_norm(m: nn.Module) -> bool:
-    if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)):
-        return True
-    return isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels
-
-
-def _weight_position(node: fx.Node, reachable: set[fx.Node]) -> int | None:
-    """The argument of a matmul that does not depend on the inputs: its weight."""
-    for i, a in enumerate(node.args):
-        if isinstance(a, fx.Node) and a not in reachable:
-            return i
-    return None
-
-
-def _node_name(node: fx.Node, op_name: str, counters: dict[str, int]) -> str:
-    """A line-independent identity: the module path for modules, ``<module path>.<op>`` for functions."""
-    if node.op == "call_module":
-        base = str(node.target)
-    elif node.op == "placeholder":
-        base = str(node.target).lstrip("*")
-    else:
-        stack = node.meta.get("nn_module_stack") or {}
-        prefix = ""
-        if stack:
-            last = list(stack.values())[-1]
-            prefix = last[0] if isinstance(last, tuple) else str(last)
-        short = op_name.strip("_") or node.name
-        base = f"{prefix}.{short}" if prefix else short
-    n = counters.get(base, 0)
-    counters[base] = n + 1
-    return base if n == 0 else f"{base}_{n}"
-
-
-def _is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        return ops.module_is_inplace(modules[node.target])
-    if node.op == "call_function":
-        return node.target in ops.INPLACE_FUNCTIONS or bool(node.kwargs.get("inplace", False))
-    if node.op == "call_method":
-        return isinstance(node.target, str) and node.target.endswith("_") and not node.target.startswith("__")
-    return False
-
-
-def _is_view(node: fx.Node) -> bool:
-    if node.op == "call_function":
-        return node.target in ops.VIEW_FUNCTIONS
-    return node.op == "call_method" and node.target in ops.VIEW_METHODS
-
-
-def _nodes_to_clone(gm: fx.GraphModule) -> set[fx.Node]:
-    """Nodes whose value (or a view of it) is later changed in place: the probe hands on a copy."""
-    modules = dict(gm.named_modules())
-
-    def written(node: fx.Node, seen: int = 0) -> bool:
-        for user in node.users:
-            if _is_inplace(user, modules) and user.args and user.args[0] is node:
-                return True
-            if _is_view(user) and seen < 8 and written(user, seen + 1):
-                return True
-        return False
-
-    return {n for n in gm.graph.nodes if n.op != "output" and written(n)}
-
-
-class _FxRecorder(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule, by_node: dict[fx.Node, Record], clone: set[fx.Node],
-                 records: dict[str, Record], aliases: dict[fx.Node, tuple[str, str]]):
+    def __init__(self, gm: fx.GraphModule, graph: Graph, observer: Observer):
         super().__init__(gm)
-        self.by_node = by_node
-        self.clone = clone
-        self.records = records
-        self.modules = dict(gm.named_modules())
-        self.alias_nodes = aliases
-        self.aliases: dict[tuple[str, str], torch.Tensor] = {}
+        self.captured = graph
+        self.observer = observer
+        self.aten = graph.tier == "export"
 
     def run_node(self, n: fx.Node):
-        if n in self.alias_nodes:
-            out = super().run_node(n)
-            if isinstance(out, torch.Tensor) and out.requires_grad:
-                self.aliases[self.alias_nodes[n]] = out
-            return out
-        rec = self.by_node.get(n)
-        x_in = None
-        weight = None
-        if rec is not None and rec.kind in ("nonlinearity", "layer"):
+        desc: Node | None = n.meta.get(META)
+        key = n.meta.get(ALIAS_META)
+        if key is not None:
+            return self.observer.observe_alias(key, super().run_node(n))
+        if desc is None:
+            return super().run_node(n)
+        if desc.kind == ops.DROPOUT:
+            return self._no_dropout(n)
+        if desc.row is not None and n.op == "call_function":
+            row = ops.by_name(desc.row)
+            if row.dropout_arg is not None:
+                args, kwargs = ops.without_dropout(row, *self.fetch_args_kwargs_from_env(n))
+                return n.target(*args, **kwargs)
+        x_in = weight = None
+        if desc.kind in (ops.NONLINEARITY, ops.LAYER):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if rec.kind == "nonlinearity" and tensors:
-                x_in = tensors[0].detach()
-                if _is_inplace(n, self.modules):
-                    x_in = x_in.clone()
-            if rec.kind == "layer":
-                if n.op == "call_module":
-                    weight = ops.weight_of(self.modules[n.target])
-                elif rec.weight_arg is not None and rec.weight_arg < len(args):
-                    weight = args[rec.weight_arg]
-                    weight = weight if isinstance(weight, torch.Tensor) else None
+            if desc.kind == ops.NONLINEARITY:
+                first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+                if first is not None:
+                    x_in = first.detach().clone() if desc.inplace else first.detach()
+            elif n.op == "call_module":
+                weight = ops.module_weight(self.module_of(n))
+            elif desc.weight_arg is not None:
+                weight = argument(_Bound(args, kwargs), desc.weight_arg)
+                if isinstance(weight, (list, tuple)):
+                    weight = weight[1] if len(weight) > 1 else None
         out = super().run_node(n)
-        if rec is None or not isinstance(out, torch.Tensor):
-            return out
-        module = self.modules.get(n.target) if n.op == "call_module" else None
-        out = _observe(rec, out, x_in, weight, self.records, module, n.target)
-        if n in self.clone:
+        self.observer.count(out)
+        module = self.module_of(n) if n.op == "call_module" else None
+        out = self.observer.observe(desc, out, x_in, weight, module)
+        if n.name in self.captured.written and isinstance(out, torch.Tensor):
             out = out.clone()
         return out
 
+    def module_of(self, n: fx.Node) -> nn.Module:
+        return self.module.get_submodule(str(n.target))
 
-def _observe(rec: Record, out: torch.Tensor, x_in, weight, records: dict[str, Record],
-             module: nn.Module | None, fn) -> torch.Tensor:
-    """Fill a record from a node's output; returns the tensor to hand on (a grad leaf if needed)."""
-    rec.channels_first = _layout(rec, out, records, module)
-    if not out.is_floating_point():
-        return out
-    rec.norm = stats.frobenius(out)
-    rec.nonfinite = not bool(torch.isfinite(out).all())
-    if rec.kind == "layer":
-        rec.width = int(out.shape[1] if rec.channels_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
-        if weight is not None and weight.is_floating_point():
-            rec.defect = stats.orthogonality_defect(weight)
-            rec.weight_ref = weight
-            rec.weight_name = _PARAM_NAMES.get(id(weight))
-    if rec.kind == "nonlinearity" and x_in is not None and x_in.is_floating_point() and not rec.nonfinite:
-        if bool(torch.isfinite(x_in).all()):
-            sat = ops.saturation_bounds(module if module is not None else fn)
-            rec.collapse = stats.collapse(x_in, out, rec.channels_first, rec.family == ops.RELU, sat)
-    if rec.measured:
-        if not out.requires_grad and out.grad_fn is None:
-            out = out.detach().requires_grad_(True)
-        rec.tensor = out
-    return out
-
-
-def _layout(rec: Record, out: torch.Tensor, records: dict[str, Record], module: nn.Module | None) -> bool:
-    """Whether units are dim 1 (after convolutions) or the last dim."""
-    if module is not None:
-        if isinstance(module, ops.CHANNELS_FIRST_MODULES):
-            return True
-        if isinstance(module, ops.CHANNELS_LAST_MODULES):
-            return False
-        if isinstance(module, nn.BatchNorm1d):
-            return out.dim() == 3
-    for p in rec.preds:
-        pr = records.get(p)
-        if pr is not None and pr.channels_first is not None and pr.kind != "constant":
-            return pr.channels_first
-    return out.dim() >= 4
+    def _no_dropout(self, n: fx.Node):
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        x = args[0] if args else kwargs.get("input")
+        if self.aten and ops.aten_name(n.target) == "native_dropout":
+            return x, torch.ones_like(x, dtype=torch.bool)
+        return x
 
 
 @dataclass
-class StaticGraph:
-    """A traced model classified node by node, with its structure, before anything runs."""
+class _Bound:
+    """Fetched arguments, shaped like an fx node for ``argument``."""
 
-    gm: fx.GraphModule
-    records: dict[str, Record]
-    by_node: dict[fx.Node, Record]
-    structure: Structure
-
-    def module_of(self, record_id: str) -> nn.Module | None:
-        """The module a ``call_module`` node calls, else None."""
-        node = next((n for n, r in self.by_node.items() if r.id == record_id), None)
-        if node is None or node.op != "call_module":
-            return None
-        return self.gm.get_submodule(str(node.target))
+    args: tuple
+    kwargs: dict
 
 
-def static_graph(model: nn.Module) -> StaticGraph:
-    """Trace ``model`` (as the probe does) and analyse its structure without running it.
+@dataclass
+class Probed:
+    """One probe's outcome: the report, and the captured graph (reused by init planning and what-if)."""
 
-    Raises whatever torch.fx raises when the model cannot be traced.  The returned graph module
-    shares its submodules and parameters with ``model``.
-    """
-    gm = trace_fx(model)
-    records, by_node, _ = _fx_records(gm)
-    return StaticGraph(gm, records, by_node, _static_structure(gm, records))
+    report: ModelReport
+    graph: Graph
 
 
-def _static_structure(gm: fx.GraphModule, records: dict[str, Record]) -> Structure:
-    out_node = next(n for n in gm.graph.nodes if n.op == "output")
-    out_ids: list[str] = []
-    fx.node.map_arg(out_node.args, lambda n: out_ids.append(n.name))
-    nodes = [GraphNode(r.id, r.preds, r.depth_bearing, r.is_input, r.is_merge) for r in records.values()]
-    return analyse(nodes, list(dict.fromkeys(out_ids)))
+def probe_mode(model: nn.Module) -> None:
+    """Train mode for normalisation (batch statistics), dropout off, parameters not requiring grad."""
+    model.train()
+    for m in model.modules():
+        if ops.is_dropout_module(m):
+            m.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
 
 
-def _alias(t):
-    """A separate autograd node for one side of a residual block: its gradient is that side's share.
-
-    A view, not a copy: a branch that writes its input in place must still change what the skip sees.
-    """
-    return t.view_as(t) if isinstance(t, torch.Tensor) else t
-
-
-def _split_block_inputs(gm: fx.GraphModule, structure: Structure,
-                        written: set[fx.Node] = frozenset()) -> dict[fx.Node, tuple[str, str]]:
-    """Give the skip side and the branch side of every residual block their own alias of the block input.
-
-    A user of the block input belongs to the side whose operand it reaches.  A block where one user
-    reaches both sides, or whose block input is written in place (``written``: then the skip reads what
-    the branch wrote, and no split can separate them), is left alone and gets no branch share.
-    Returns alias node -> (merge id, side).
-    """
-    nodes = {n.name: n for n in gm.graph.nodes}
-    position = {n: k for k, n in enumerate(gm.graph.nodes)}
-    aliases: dict[fx.Node, tuple[str, str]] = {}
-    for m in structure.merges:
-        bi, merge = nodes.get(m.block_input), nodes.get(m.id)
-        if bi is None or merge is None or bi in written:
-            continue
-        reach_skip = _ancestors(nodes[m.skip], bi, position)
-        reach_branch = set().union(*(_ancestors(nodes[b], bi, position) for b in m.branches))
-        sides: dict[str, list[fx.Node]] = {"skip": [], "branch": []}
-        ambiguous = False
-        for user in list(bi.users):
-            on_skip = user in reach_skip or (user is merge and m.skip == bi.name)
-            on_branch = user in reach_branch or (user is merge and bi.name in m.branches)
-            if on_skip and on_branch:
-                ambiguous = True
-            elif on_skip or on_branch:
-                sides["skip" if on_skip else "branch"].append(user)
-        if ambiguous or not sides["skip"] or not sides["branch"]:
-            continue
-        for side, users in sides.items():
-            with gm.graph.inserting_after(bi):
-                alias = gm.graph.call_function(_alias, (bi,))
-            for user in users:
-                user.replace_input_with(bi, alias)
-            aliases[alias] = (m.id, side)
-    return aliases
-
-
-def _ancestors(node: fx.Node, stop: fx.Node, position: dict[fx.Node, int]) -> set[fx.Node]:
-    """``node`` and every node after ``stop`` from which ``node`` can be reached."""
-    seen = {node}
-    todo = [node]
-    while todo:
-        for p in todo.pop().all_input_nodes:
-            if p not in seen and position.get(p, -1) > position[stop]:
-                seen.add(p)
-                todo.append(p)
-    return seen
-
-
-def capture_fx(gm: fx.GraphModule, inputs: tuple) -> Capture:
-    records, by_node, clone = _fx_records(gm)
-    aliases = _split_block_inputs(gm, _static_structure(gm, records), clone)
-    recorder = _FxRecorder(gm, by_node, clone, records, aliases)
-    result = recorder.run(*inputs)
-    out_node = next(n for n in gm.graph.nodes if n.op == "output")
-    out_ids: list[str] = []
-    fx.node.map_arg(out_node.args, lambda n: out_ids.append(n.name))
-    values = [v for v in _flatten(result) if isinstance(v, torch.Tensor)]
-    outputs = [i for i in dict.fromkeys(out_ids) if records[i].tensor is not None or records[i].norm is not None]
-    return Capture(records, outputs, values, "fx", order=list(records), aliases=recorder.aliases)
-
-
-def _flatten(value) -> list:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _flatten(v)]
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _flatten(v)]
-    if hasattr(value, "__dataclass_fields__") or hasattr(value, "_fields"):
-        return [x for v in (value if hasattr(value, "_fields") else vars(value).values()) for x in _flatten(v)]
-    return []
-
-
-# --------------------------------------------------------------------------- hooks capture
-
-
-def capture_hooks(model: nn.Module, inputs: tuple, note: str) -> Capture:
-    """Record leaf modules with forward hooks; the graph is taken to be a chain in execution order."""
-    records: dict[str, Record] = {}
-    order: list[str] = []
-    last: list[str] = []
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.Tensor):
-            rec = Record(id=f"input_{i}", name=f"input_{i}", op="input", kind="input", preds=[],
-                         is_input=True, measured=True)
-            rec.channels_first = x.dim() >= 4
-            if x.is_floating_point():
-                rec.norm = stats.frobenius(x)
-                rec.tensor = x
-            records[rec.id] = rec
-            order.append(rec.id)
-            last.append(rec.id)
-    leaves: list[tuple[str, nn.Module]] = []
-    skip_under: list[str] = []
-    for name, m in model.named_modules():
-        if not name or any(name.startswith(s + ".") for s in skip_under):
-            continue
-        kind = ops.module_kind(m)
-        if kind != "other" or not list(m.children()):
-            leaves.append((name, m))
-            if list(m.children()):
-                skip_under.append(name)
-    calls: dict[str, int] = {}
-    pending: dict[int, torch.Tensor] = {}
-
-    def pre_hook(name):
-        def hook(module, args):
-            if ops.module_kind(module) == "nonlinearity" and args and isinstance(args[0], torch.Tensor):
-                x = args[0].detach()
-                pending[id(module)] = x.clone() if ops.module_is_inplace(module) else x
-        return hook
-
-    def post_hook(name):
-        def hook(module, args, out):
-            rest = None
-            if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
-                out, rest = out[0], out[1:]  # e.g. nn.MultiheadAttention: (output, weights)
-            if not isinstance(out, torch.Tensor):
-                return None
-            n = calls.get(name, 0)
-            calls[name] = n + 1
-            kind = ops.module_kind(module)
-            site = sites.site_of(module) or (None, None)
-            rec = Record(id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__,
-                         kind=kind, family=ops.nonlinear_family_of_module(module), preds=list(last),
-                         depth_bearing=kind == "layer", measured=kind != "other", path=site[0], line=site[1])
-            records[rec.id] = rec
-            order.append(rec.id)
-            last[:] = [rec.id]
-            weight = ops.weight_of(module) if kind == "layer" else None
-            observed = _observe(rec, out, pending.pop(id(module), None), weight, records, module, None)
-            observed = observed.clone() if observed.is_floating_point() else observed
-            return observed if rest is None else (observed, *rest)
-        return hook
-
-    handles = []
-    try:
-        for name, m in leaves:
-            handles.append(m.register_forward_pre_hook(pre_hook(name)))
-            handles.append(m.register_forward_hook(post_hook(name)))
-        result = model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    values = [v for v in _flatten(result) if isinstance(v, torch.Tensor)]
-    return Capture(records, list(last), values, "hooks", note, order=order)
-
-
-# --------------------------------------------------------------------------- the probe
-
-
-def run(model: nn.Module, inputs: tuple, *, target: str, path: str | None, line: int | None,
-        seed: int = 0, draws: int = 1, input_source: str = "given") -> ModelReport:
-    """Probe ``model`` on ``inputs`` and return the frozen report.  The model is left as it was."""
+def run(model: nn.Module, inputs: ProbeInputs, *, target: str, path: str | None, line: int | None,
+        seed: int = 0, draws: int = 1, input_source: str = "given", graph: Graph | None = None,
+        fit_memory: bool = True) -> Probed:
+    """Probe ``model`` on ``inputs``; the model is left exactly as it was.  ``graph``: a graph captured
+    from this model before (or rebound to it), so nothing is traced again.  ``fit_memory``: cut the
+    batch when the probe's estimated memory exceeds half of what is available (the report says so)."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    inputs = tuple(x.detach().clone().requires_grad_(x.is_floating_point()) if isinstance(x, torch.Tensor) else x
-                   for x in inputs)
-    _PARAM_NAMES.clear()
-    _PARAM_NAMES.update({id(p): n for n, p in model.named_parameters()})
+    trainable = _trainable(model)
+    asked = inputs
+    inputs = inputs.map(lambda x: x.detach().clone().requires_grad_(x.is_floating_point()))
+    notes: list[str] = []
     with preserved(model):
-        model.train()
-        note = None
+        probe_mode(model)
+        observer, result, graph, inputs, reduced = _forward(model, inputs, seed, graph, notes,
+                                                            device if fit_memory else None)
+        y_norm, ys, anchor = _outputs(result, observer, graph)
+        no_grad = _backward(observer, ys, draws, torch.Generator().manual_seed(seed + 1)) if ys else True
+    _finish(observer, y_norm, draws)
+    _mark_copies(observer, graph)
+    report = _build_report(graph, observer, trainable, target=target, path=path, line=line, seed=seed,
+                           device=device, dtype=dtype, inputs=inputs, input_source=input_source, anchor=anchor,
+                           no_grad=no_grad and anchor is None,
+                           reduced=(_shapes(asked), reduced) if reduced else None)
+    return Probed(report, graph)
+
+
+def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: list[str],
+             device: torch.device | None):
+    """Run the first tier that captures and runs the model: (observer, output, graph, the inputs it ran
+    on, why the batch was cut or None).  ``device``: whose memory bounds the probe (None: no bound)."""
+    fit = memory.Fit(inputs, device)
+    fixed = inputs.positional(model)[1]
+    candidates = ([("given", lambda: graph)] if graph is not None
+                  else list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed)))
+    for tier, build in candidates:
         try:
-            gm = trace_fx(model)
-        except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back
-            gm, note = None, f"torch.fx could not trace the model ({one_line(exc)})"
-        torch.manual_seed(seed)
-        cap = None
-        if gm is not None:
+            g = build()
+            if g.tier == "export":  # export recorded every value's shape: check the estimate before running
+                smaller = fit.cut_before(memory.bytes_from_export(g.gm), inputs)
+                if smaller is not None:
+                    inputs, g = smaller, build_export(model, smaller)
+        except Exception as exc:  # noqa: BLE001 - any capture failure means: the next tier
+            notes.append(capture.describe_failure(tier, exc))
+            continue
+        while True:
+            observer = Observer(set(g.structure.spine), fit.cap())
+            torch.manual_seed(seed)
             try:
-                cap = capture_fx(gm, inputs)
+                args = (inputs.positional(model)[0] if g.tier == "fx"
+                        else capture.export_tier.flat_inputs(inputs.args, inputs.kwargs))
+                result = _Interpreter(g.gm, g, observer).run(*args)
+            except memory.OverBudget as over:
+                inputs = fit.cut_after(over.used, inputs)
+                if g.tier == "export":
+                    g = build_export(model, inputs)
+                continue
             except Exception as exc:  # noqa: BLE001
-                note = f"the traced graph did not run ({one_line(exc)})"
-                torch.manual_seed(seed)
-        if cap is None:
-            try:
-                cap = capture_hooks(model, inputs, note or "")
-            except Exception as exc:
-                raise ProbeError(f"forward pass failed: {one_line(exc)}") from exc
-        if not cap.output_values or not all(v.is_floating_point() for v in cap.output_values):
-            kinds = ", ".join(sorted({str(v.dtype) for v in cap.output_values})) or "no tensor"
-            raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
-                             "floating output (or a tuple or dict of them)")
-        structure = _structure(cap)
-        _mark_copies(cap)
-        gen = torch.Generator().manual_seed(seed + 1)
-        summary_anchor, no_grad = _backward(cap, structure, draws, gen)
-    return _build_report(cap, structure, target=target, path=path, line=line, seed=seed, device=device, dtype=dtype,
-                         inputs=inputs, input_source=input_source, anchor=summary_anchor, no_grad=no_grad)
-
-
-def _mark_copies(cap: Capture) -> None:
-    """Layers whose weight equals an earlier layer's value for value, through a different parameter.
-
-    Only weights of the same shape are compared, each against one representative per distinct value;
-    constant weights (zero-initialised layers) and one parameter used twice (tying) are not copies.
-    """
-    seen: dict[tuple, list[tuple[torch.Tensor, str]]] = {}
-    for i in cap.order:
-        r = cap.records[i]
-        w, r.weight_ref = r.weight_ref, None
-        if w is None or w.numel() == 0:
-            continue
-        w = w.detach()
-        if bool((w == w.reshape(-1)[0]).all()):
-            continue
-        same_shape = seen.setdefault((tuple(w.shape), w.dtype, w.device), [])
-        for other, label in same_shape:
-            if other is w or other.data_ptr() == w.data_ptr():
-                break  # the same parameter again
-            if torch.equal(other, w):
-                r.copy_of = label
+                notes.append(capture.describe_failure(f"{g.tier}-run", exc))
                 break
-        else:
-            same_shape.append((w, r.weight_name or r.name))
+            g.note = "; ".join(notes) or None
+            return observer, result, g, inputs, fit.why
+    while True:
+        observer = Observer(None, fit.cap())
+        torch.manual_seed(seed)
+        named = inputs.named_tensors(model)
+        for name, x in named:
+            observer.observe(Node(id=name, name=name, op="input", kind=ops.INPUT), x)
+
+        def observe(node, out, x_in, weight, module, observer=observer):
+            observer.count(out)  # the hooks tier sees module outputs only
+            return observer.observe(node, out, x_in, weight, module)
+
+        try:
+            g, result = hooks_tier.run(model, inputs.args, inputs.kwargs, named, observe, "; ".join(notes) or None)
+        except memory.OverBudget as over:
+            inputs = fit.cut_after(over.used, inputs)
+            continue
+        except Exception as exc:
+            raise ProbeError(f"forward pass failed: {one_line(exc)}") from exc
+        return observer, result, g, inputs, fit.why
 
 
-def _first_device(inputs: tuple) -> torch.device:
-    for x in inputs:
-        if isinstance(x, torch.Tensor):
-            return x.device
-    return torch.device("cpu")
+def build_export(model: nn.Module, inputs: ProbeInputs) -> Graph:
+    return dict(capture.static_graphs(model, inputs.args, inputs.kwargs))["export"]()
+
+
+def _outputs(result, observer: Observer, graph: Graph) -> tuple[float, list[torch.Tensor], str | None]:
+    """Y: every floating-point tensor of the output (tuples, lists, dicts, dataclasses, Hugging Face
+    ModelOutputs, in order) that depends on the inputs, taken together.  Returns (||Y||, Y's tensors,
+    the anchor node when Y is zero)."""
+    values = [v for v in _flatten(result) if isinstance(v, torch.Tensor)]
+    floats = [v for v in values if v.is_floating_point()]
+    if not floats:
+        kinds = ", ".join(sorted({str(v.dtype) for v in values})) or "no tensor"
+        raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
+                         "floating output (or a tuple, dict or dataclass holding one)")
+    ys = [y for y in floats if y.requires_grad]
+    y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in ys))
+    if not ys or y_norm > 0:
+        return y_norm, ys, None
+    points = [i for i in reversed(graph.structure.spine)
+              if i in observer.kept and (observer.measures[i].norm or 0.0) > 0 and observer.kept[i].requires_grad]
+    if not points:
+        return 0.0, [], None
+    anchor = points[0]
+    return observer.measures[anchor].norm, [observer.kept[anchor]], anchor
+
+
+def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch.Generator) -> bool:
+    """``draws`` backward passes of Gaussian cotangents u; the hooks sum each node's squared gradient.
+    Each pass differentiates the scalar sum(u * Y), whose gradient at Y is exactly u (and which spares
+    torch's shape checks of explicit cotangents their import of sympy).  Returns True when no gradient
+    reached any recorded node."""
+    try:
+        for d in range(draws):
+            pairing = sum((y * _cotangent(y.shape, gen, y)).sum() for y in ys)
+            retain = d < draws - 1
+            if observer.leaves:
+                torch.autograd.grad(pairing, observer.leaves, allow_unused=True, retain_graph=retain)
+            else:
+                pairing.backward(retain_graph=retain)
+    finally:
+        observer.kept.clear()
+        observer.leaves.clear()
+    return not any(m.grad_sq for m in observer.measures.values())
+
+
+def _finish(observer: Observer, y_norm: float, draws: int) -> None:
+    for m in observer.measures.values():
+        if m.grad_sq and m.norm is not None:
+            total = float(sum(m.grad_sq))
+            if not math.isfinite(total):
+                m.nonfinite = True
+            m.gsc = stats.gsc_from_sum(total / draws, m.numel, m.norm, y_norm)
+        m.grad_sq = []
 
 
 def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
@@ -626,125 +352,127 @@ def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> t
     return u.to(device=like.device, dtype=like.dtype)
 
 
-def _backward(cap: Capture, structure: Structure, draws: int, gen: torch.Generator) -> tuple[str | None, bool]:
-    """GSC at every measured node.  Returns (anchor record id if not the output, no-gradient flag)."""
-    recs = [r for r in cap.records.values() if r.tensor is not None and r.tensor.requires_grad]
-    ys = [y for y in cap.output_values if y.requires_grad]
-    y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in cap.output_values))
-    anchor = None
-    if not ys or not recs:
-        _release(cap)
-        return None, True
-    if y_norm == 0.0:
-        anchor = _anchor(cap, structure)
-        if anchor is None:
-            _release(cap)
-            return None, False
-        ys = [cap.records[anchor].tensor]
-        y_norm = cap.records[anchor].norm or 0.0
-    sides = list(cap.aliases)
-    tensors = [r.tensor for r in recs] + [cap.aliases[k] for k in sides]
-    sums = [0.0] * len(tensors)
-    used = [False] * len(tensors)
-    for d in range(draws):
-        us = [_cotangent(y.shape, gen, y) for y in ys]
-        grads = torch.autograd.grad(ys, tensors, us, allow_unused=True, retain_graph=d < draws - 1)
-        for k, g in enumerate(grads):
-            if g is not None:
-                used[k] = True
-                sums[k] += float(g.detach().double().pow(2).sum())
-                if k < len(recs) and not bool(torch.isfinite(g).all()):
-                    recs[k].nonfinite = True
-    for k, r in enumerate(recs):
-        if used[k] and r.norm is not None:
-            r.gsc = stats.gsc_from_sum(sums[k] / draws, r.tensor.numel(), r.norm, y_norm)
-    # Branch share: the branch's part of the squared gradient the block sends to its input.
-    side_sum = {key: sums[len(recs) + k] for k, key in enumerate(sides)}
-    for merge in {m for m, _ in sides}:
-        skip, branch = side_sum.get((merge, "skip")), side_sum.get((merge, "branch"))
-        if skip is not None and branch is not None and math.isfinite(skip + branch) and skip + branch > 0:
-            cap.shares[merge] = branch / (skip + branch)
-    _release(cap)
-    return anchor, False
+def _mark_copies(observer: Observer, graph: Graph) -> None:
+    """Layers whose weight equals an earlier layer's value for value, through a different parameter.
 
-
-def _anchor(cap: Capture, structure: Structure) -> str | None:
-    """The spine point nearest the output whose value is non-zero (for a zero-initialised head)."""
-    points = [i for i in reversed(structure.spine)
-              if cap.records[i].tensor is not None and (cap.records[i].norm or 0.0) > 0
-              and cap.records[i].tensor.requires_grad]
-    return points[0] if points else None
-
-
-def _release(cap: Capture) -> None:
-    for r in cap.records.values():
-        r.tensor = None
-    cap.output_values = []
-    cap.aliases = {}
-
-
-def _structure(cap: Capture) -> Structure:
-    nodes = [GraphNode(r.id, r.preds, r.depth_bearing, r.is_input, r.is_merge) for r in
-             (cap.records[i] for i in cap.order)]
-    return analyse(nodes, cap.outputs)
-
-
-def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, device, dtype, inputs, input_source, anchor,
-                  no_grad) -> ModelReport:
-    spine = set(st.spine)
-    if cap.trace == "hooks":
-        # A chain of modules hides residual streams: only the inputs and the output are sure to be on the spine.
-        spine = {i for i in spine if cap.records[i].is_input or i == cap.order[-1]}
-    layers: list[Layer] = []
-    for i in cap.order:
-        r = cap.records[i]
-        if not r.measured or r.norm is None and r.kind != "input":
+    Weights are grouped by shape and a fingerprint of a few of their values, and compared in full only
+    within a group; constant weights (zero-initialised layers) and one parameter used twice (tying)
+    are not copies.
+    """
+    seen: dict[tuple, list[tuple[torch.Tensor, str]]] = {}
+    for node_id, w, label in observer.weights:
+        if w.numel() == 0:
             continue
-        if r.kind == "input" and r.norm is None:
-            continue  # integer (token) inputs carry no gradient
-        c = r.collapse
+        w = w.detach()
+        flat = w.reshape(-1)
+        if bool((flat == flat[0]).all()):
+            continue
+        sample = flat[:: max(1, flat.numel() // 16)][:16]
+        key = (tuple(w.shape), w.dtype, w.device, tuple(sample.tolist()))
+        group = seen.setdefault(key, [])
+        for other, other_label in group:
+            if other is w or other.data_ptr() == w.data_ptr():
+                break  # the same parameter again
+            if torch.equal(other, w):
+                observer.measures[node_id].copy_of = other_label
+                break
+        else:
+            group.append((w, label))
+    observer.weights.clear()
+
+
+def _trainable(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters (first name of each, tied ones once) -> elements."""
+    return {name: p.numel() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _first_device(inputs: ProbeInputs) -> torch.device:
+    first = next(iter(inputs.tensors()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _flatten(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flatten(v)]
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flatten(v)]
+    if hasattr(value, "__dataclass_fields__"):
+        return [x for v in vars(value).values() for x in _flatten(v)]
+    return []
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def spine_point_ids(graph: Graph, observer: Observer, spine: set[str]) -> list[str]:
+    """Where the GSC profile is read: float inputs, embedding outputs, depth-bearing spine layers and
+    residual merges with a measured GSC, input side first."""
+    merges = {m.id for m in graph.structure.merges}
+    return [i for i in graph.structure.spine
+            if i in spine and i in observer.measures and observer.measures[i].gsc is not None
+            and graph.structure.depth.get(i) is not None
+            and (graph.nodes[i].kind in (ops.INPUT, ops.LAYER, ops.EMBEDDING) or i in merges)]
+
+
+def _shapes(inputs: ProbeInputs) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(s) for s in x.shape) for x in inputs.tensors())
+
+
+def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, target, path, line, seed, device,
+                  dtype, inputs: ProbeInputs, input_source, anchor, no_grad, reduced=None) -> ModelReport:
+    st = graph.structure
+    spine = set(st.spine)
+    if graph.tier == "hooks":
+        # A chain of modules hides residual streams: only the inputs and the output are sure to be on the spine.
+        spine = {i for i in spine if graph.nodes[i].kind == ops.INPUT or i in graph.outputs}
+    layers: list[Layer] = []
+    for i, n in graph.nodes.items():
+        m = obs.measures.get(i)
+        if not n.measured or m is None or m.norm is None:
+            continue
+        c = m.collapse
         layers.append(Layer(
-            name=r.name, op=r.op, kind=r.kind, depth=st.depth.get(i), spine=i in spine, gsc=r.gsc,
+            name=n.name, op=n.op, kind=n.kind, depth=st.depth.get(i), spine=i in spine, gsc=m.gsc,
             preact_std=c.preact_std if c else None, relative_spread=c.relative_spread if c else None,
             sign_diversity=c.sign_diversity if c else None, nonlinearity=c.nonlinearity if c else None,
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
-            orthogonality_defect=r.defect, width=r.width, samples=c.samples if c else None,
-            rectified=c.rectified if c else None, family=r.family,
-            path=r.path or path, line=r.line if r.path else line,
-            weight=r.weight_name, copy_of=r.copy_of, bias_cancelled_by=r.bias_cancelled_by,
+            orthogonality_defect=m.defect, width=m.width, samples=c.samples if c else None,
+            rectified=c.rectified if c else None, family=n.family,
+            path=n.path or path, line=n.line if n.path else line,
+            weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
+            layers=n.layers if n.kind == ops.LAYER else None,
         ))
     blocks: list[ResidualBlock] = []
-    merge_ids = set()
-    for m in st.merges:
-        merge_ids.add(m.id)
-        rec = cap.records[m.id]
-        skip_norm = cap.records[m.skip].norm
-        branch_norm = math.sqrt(sum((cap.records[b].norm or 0.0) ** 2 for b in m.branches))
+    shares = _branch_shares(obs)
+    for mg in st.merges:
+        node = graph.nodes[mg.id]
+        skip_norm = _norm(obs, mg.skip)
+        branch_norm = math.sqrt(sum((_norm(obs, b) or 0.0) ** 2 for b in mg.branches))
         dilution = skip_norm / branch_norm if skip_norm is not None and branch_norm > 0 else None
         blocks.append(ResidualBlock(
-            merge=rec.name, block_input=cap.records[m.block_input].name if m.block_input in cap.records else "input",
-            skip=cap.records[m.skip].name, branch=", ".join(cap.records[b].name for b in m.branches),
-            dilution=dilution, branch_share=cap.shares.get(m.id), branch_depth=m.branch_depth,
-            skip_depth=m.skip_depth, branch_op=", ".join(cap.records[b].op for b in m.branches),
-            path=rec.path or path, line=rec.line if rec.path else line,
+            merge=node.name, block_input=graph.nodes[mg.block_input].name if mg.block_input in graph.nodes else "input",
+            skip=graph.nodes[mg.skip].name, branch=", ".join(graph.nodes[b].name for b in mg.branches),
+            dilution=dilution, branch_share=shares.get(mg.id), branch_depth=mg.branch_depth,
+            skip_depth=mg.skip_depth, branch_op=", ".join(graph.nodes[b].op for b in mg.branches),
+            path=node.path or path, line=node.line if node.path else line,
         ))
     paths = None
     if all(b.branch_share is not None for b in blocks):
         outside = st.compositional_depth - sum(m.branch_depth for m in st.merges)
         paths = stats.effective_depth(outside, [(b.skip_depth, b.branch_depth, b.branch_share) for b in blocks])
-    # Spine points: float inputs, embedding outputs, depth-bearing spine layers, residual merges.
-    points = [(cap.records[i], st.depth.get(i)) for i in st.spine
-              if i in spine and cap.records[i].gsc is not None and st.depth.get(i) is not None
-              and (cap.records[i].kind in ("input", "layer", "embedding") or i in merge_ids)]
-    fit = stats.explosion_fit([d for _, d in points], [r.gsc for r, _ in points])
-    gsc_max = max((r.gsc for r, _ in points), default=None)
+    points = spine_point_ids(graph, obs, spine)
+    fit = stats.explosion_fit([st.depth[i] for i in points], [obs.measures[i].gsc for i in points])
+    gsc_max = max((obs.measures[i].gsc for i in points), default=None)
     gsc_input = None
     if points:
-        deepest = max(d for _, d in points)
-        gsc_input = next(r.gsc for r, d in points if d == deepest)
+        deepest = max(st.depth[i] for i in points)
+        gsc_input = next(obs.measures[i].gsc for i in points if st.depth[i] == deepest)
     # A ReLU of an already rectified input is the identity by construction: not a collapsed domain.
-    nonlin = [x for x in layers if x.kind == "nonlinearity" and x.sign_diversity is not None and not x.rectified]
+    nonlin = [x for x in layers if x.kind == ops.NONLINEARITY and x.sign_diversity is not None and not x.rectified]
     defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
+    coverage, unmeasured = _coverage(graph, trainable)
     summary = Summary(
         compositional_depth=st.compositional_depth,
         effective_depth=paths.mean if paths else None,
@@ -757,19 +485,51 @@ def _build_report(cap: Capture, st: Structure, *, target, path, line, seed, devi
         mean_orthogonality_defect=sum(defects) / len(defects) if defects else None,
         min_preact_std=min((x.preact_std for x in nonlin), default=None),
         spine_points=len(points),
-        gsc_anchor=cap.records[anchor].name if anchor else None,
+        gsc_anchor=graph.nodes[anchor].name if anchor else None,
+        parameter_coverage=coverage,
     )
-    first = next((x for x in inputs if isinstance(x, torch.Tensor)), None)
+    tensors = inputs.tensors()
     probe = ProbeSettings(
-        batch_size=int(first.shape[0]) if first is not None and first.dim() else 0,
+        batch_size=int(tensors[0].shape[0]) if tensors and tensors[0].dim() else 0,
         seed=seed, device=str(device), dtype=str(dtype).replace("torch.", ""),
-        input_shapes=tuple(tuple(int(s) for s in x.shape) for x in inputs if isinstance(x, torch.Tensor)),
-        input_source=input_source,
+        input_shapes=_shapes(inputs), input_source=input_source,
+        reduced_from=reduced[0] if reduced else None, reduced_why=reduced[1] if reduced else None,
     )
-    y_zero = anchor is not None
     return ModelReport(
-        target=target, path=path, line=line, trace=cap.trace, trace_note=cap.trace_note, probe=probe,
+        target=target, path=path, line=line, trace=graph.tier, trace_note=graph.note, probe=probe,
         summary=summary, layers=tuple(layers), residual_blocks=tuple(blocks),
-        nonfinite=tuple(cap.records[i].name for i in cap.order if cap.records[i].nonfinite),
-        output_zero=y_zero, no_gradient=no_grad,
+        nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in obs.measures and obs.measures[i].nonfinite),
+        output_zero=anchor is not None, no_gradient=no_grad, unmeasured=unmeasured,
     )
+
+
+def _norm(obs: Observer, node_id: str) -> float | None:
+    m = obs.measures.get(node_id)
+    return m.norm if m is not None else None
+
+
+def _branch_shares(obs: Observer) -> dict[str, float]:
+    """The branch's part of the squared gradient each block sends to its input."""
+    sums = {key: float(sum(v)) for key, v in obs.alias_sq.items() if v}
+    shares = {}
+    for merge in {m for m, _ in sums}:
+        skip, branch = sums.get((merge, "skip")), sums.get((merge, "branch"))
+        if skip is not None and branch is not None and math.isfinite(skip + branch) and skip + branch > 0:
+            shares[merge] = branch / (skip + branch)
+    return shares
+
+
+def _coverage(graph: Graph, trainable: dict[str, int]) -> tuple[float | None, tuple[tuple[str, int], ...]]:
+    """The fraction of trainable parameter elements the probe measured, and the largest modules it did not."""
+    total = sum(trainable.values())
+    if total == 0:
+        return None, ()
+    missed: dict[str, int] = {}
+    for name, numel in trainable.items():
+        if name not in graph.measured_params:
+            module = name.rsplit(".", 1)[0] if "." in name else name  # a parameter of the model itself: its name
+            missed[module] = missed.get(module, 0) + numel
+    seen = total - sum(missed.values())
+    ranked = sorted(missed.items(), key=lambda kv: (-kv[1], kv[0]))[:UNMEASURED_LISTED]
+    return seen / total, tuple(ranked)
+

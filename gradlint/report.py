@@ -38,6 +38,8 @@ class Layer:
     weight: str | None = None         # the parameter holding a layer's weight ("blocks.0.fc.weight")
     copy_of: str | None = None        # an earlier layer's weight that this one equals value for value (a copy)
     bias_cancelled_by: str | None = None   # the batch/instance norm right after this layer's bias
+    library: str | None = None        # where inside an installed package the layer was constructed
+    layers: int | None = None         # depth-bearing layers it stands for (a stacked RNN: its stacked layers)
 
 
 # A branch larger than its skip (dilution k < 1) dominates the block; a branch that carries under 1%
@@ -85,6 +87,7 @@ class Summary:
     gsc_anchor: str | None = None       # the node GSC is relative to, when not the output
     effective_depth_p5: int | None = None   # 5th and 95th percentile of the gradient path length
     effective_depth_p95: int | None = None
+    parameter_coverage: float | None = None   # fraction of trainable parameter elements the probe measured
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class ProbeSettings:
     dtype: str
     input_shapes: tuple[tuple[int, ...], ...]
     input_source: str = "inferred"      # example_inputs | input-shape | inferred | given
+    reduced_from: tuple[tuple[int, ...], ...] | None = None   # the input shapes asked for, when memory made them smaller
+    reduced_why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,8 @@ class ModelReport:
     target: str
     path: str | None                   # the file that defines the model
     line: int | None                   # the model's class, factory or instance definition
-    trace: str                         # fx | hooks
-    trace_note: str | None             # why graph capture fell back, if it did
+    trace: str                         # fx | export | hooks: the capture tier that ran
+    trace_note: str | None             # why the earlier tiers could not capture the model
     probe: ProbeSettings
     summary: Summary
     layers: tuple[Layer, ...]
@@ -112,6 +117,7 @@ class ModelReport:
     output_zero: bool = False
     no_gradient: bool = False          # nothing upstream of the output requires grad
     applicable_changes: tuple[str, ...] = ()   # gradlint.init changes that apply (checked when a rule needs it)
+    unmeasured: tuple[tuple[str, int], ...] = ()   # (module, trainable parameter elements) the probe did not see
 
     def layer(self, name: str) -> Layer | None:
         return next((x for x in self.layers if x.name == name), None)
@@ -129,6 +135,7 @@ class Finding:
     threshold: float | None
     path: str | None
     line: int | None
+    library: str | None = None         # the layer's construction site inside an installed package
 
 
 @dataclass(frozen=True)

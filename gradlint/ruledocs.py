@@ -115,7 +115,7 @@ def page(cls: type[Rule]) -> str:
         out.append("- Try the fix before editing code (the finding suggests the first that fits the model):")
         for change in what_if:
             known = changes.CHANGES.get(change)
-            what = f" ({known[1]}, `gradlint.init.{known[0]}`)" if known else ""
+            what = f" ({known.description}, `gradlint.init.{known.function}`)" if known else ""
             out.append(f"  - `gradlint MODEL.py --what-if {change}`{what}")
     out.append(f"- Source: `{cls.__module__}.{cls.__qualname__}`")
     options = dict(getattr(cls, "options", {}))

@@ -26,7 +26,21 @@ def gsc_from_sum(grad_sq_sum: float, numel: int, value_norm: float, output_norm:
 
 
 def frobenius(t: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(t.detach().double()))
+    return float(torch.linalg.vector_norm(_working(t.detach())))
+
+
+def _working(t: torch.Tensor) -> torch.Tensor:
+    """float32 or float64 as given (half precision upcast): statistics are reduced in the tensor's own
+    precision with torch's pairwise summation, so no float64 copy of a large activation is made."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def unit_dims(x: torch.Tensor, channels_first: bool) -> tuple[int, ...]:
+    """The dims statistics run over: all but the unit dim (dim 1 after convolutions, else the last)."""
+    if x.dim() <= 1:
+        return (0,) if x.dim() == 1 else ()
+    unit = 1 if channels_first and x.dim() >= 3 else x.dim() - 1
+    return tuple(d for d in range(x.dim()) if d != unit)
 
 
 def units_matrix(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
@@ -58,67 +72,112 @@ def collapse(
     channels_first: bool,
     relu_family: bool,
     saturation: tuple[float, float] | None,
-) -> Collapse:
+) -> Collapse | None:
     """Collapsing-domain statistics of a nonlinearity's input ``x`` (and output ``y``), per unit.
 
     preact_std: per-unit std over samples, mean over units.  relative_spread: that / RMS(x).
     sign_diversity: per-unit min(P, N) / (P + N), mean over units.  nonlinearity: per-unit
     1 - corr(x, phi(x))^2, mean over units with non-zero input variance.  dead_fraction (ReLU family):
     units never positive.  saturated_fraction (tanh-like): units saturated on > 99% of samples.
+    Moments are centred (two passes), in the tensor's own precision; None when x is not finite.
     """
-    X = units_matrix(x, channels_first)
-    samples, units = X.shape
-    std = X.std(dim=0, unbiased=False)
-    preact_std = float(std.mean())
-    rms = float(X.pow(2).mean().sqrt())
+    x = _working(x.detach())
+    if x.dim() == 0:
+        x = x.reshape(1)
+    dims = unit_dims(x, channels_first)
+    units = x.numel() // max(1, math.prod(x.shape[d] for d in dims))
+    samples = x.numel() // max(1, units)
+    mean = x.mean(dims, keepdim=True)
+    xc = x - mean
+    vx = (xc * xc).mean(dims)
+    mean = mean.reshape(-1)
+    preact_std = float(vx.sqrt().mean())
+    if not math.isfinite(preact_std):
+        return None
+    rms = math.sqrt(float((vx + mean * mean).mean()))
     relative_spread = preact_std / rms if rms > 0 else None
-    pos = (X > 0).sum(dim=0).double()
-    neg = (X < 0).sum(dim=0).double()
-    total = pos + neg
+    # Counts from one sign pass: P - N = sum(sign), P + N = sum(|sign|) (exact in float below 2^24 samples).
+    sign = x.sign()
+    exact = torch.float32 if samples < 2 ** 24 else torch.float64
+    net = sign.sum(dims, dtype=exact).double()
+    total = sign.abs_().sum(dims, dtype=exact).double()
+    pos, neg = (total + net) / 2, (total - net) / 2
     sd = torch.where(total > 0, torch.minimum(pos, neg) / total.clamp(min=1), torch.zeros_like(total))
     sign_diversity = float(sd.mean())
 
     nonlinearity = None
     if y is not None and y.shape == x.shape:
-        Y = units_matrix(y, channels_first)
-        xc = X - X.mean(dim=0)
-        yc = Y - Y.mean(dim=0)
-        vx = (xc * xc).mean(dim=0)
-        vy = (yc * yc).mean(dim=0)
-        cov = (xc * yc).mean(dim=0)
-        live = vx > 0
+        y = _working(y.detach()).to(x.dtype)
+        yc = y - y.mean(dims, keepdim=True)
+        vy = (yc * yc).mean(dims).double()
+        cov = (xc * yc).mean(dims).double()
+        vx64 = vx.double()
+        live = vx64 > 0
         if bool(live.any()):
             # A unit whose output is constant is exactly affine on its domain: score 0.
-            r2 = torch.where(vy > 0, cov * cov / (vx * vy).clamp(min=1e-300), torch.ones_like(vx))
+            r2 = torch.where(vy > 0, cov * cov / (vx64 * vy).clamp(min=1e-300), torch.ones_like(vx64))
             nonlinearity = float((1.0 - r2.clamp(max=1.0))[live].mean())
 
     dead_fraction = float((pos == 0).double().mean()) if relu_family else None
     saturated_fraction = None
     if saturation is not None:
         lo, hi = saturation
-        flat = ((X <= lo) | (X >= hi)).double().mean(dim=0)
+        flat = ((x <= lo) | (x >= hi)).sum(dims).double() / samples
         saturated_fraction = float((flat > 0.99).double().mean())
     rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
                     saturated_fraction, units, samples, rectified)
 
 
+# Above this smaller side the Gram matrix costs more than the probe itself (a 512-wide layer: 8x its
+# forward at batch 64), so ||G - c I||_F^2 is estimated from DEFECT_PROBES random orthonormal directions.
+EXACT_DEFECT_UP_TO = 256
+DEFECT_PROBES = 32
+_probes: dict[tuple, torch.Tensor] = {}
+
+
 def orthogonality_defect(weight: torch.Tensor) -> float | None:
     """sqrt(k ||G||_F^2 / tr(G)^2 - 1) for the Gram G (k x k) of the smaller side of W (out, in*kernel).
 
     The coefficient of variation of the squared singular values: 0 for a scaled orthogonal matrix,
-    about sqrt(k / max(out, in)) for an i.i.d. Gaussian one.  No SVD needed.
+    about sqrt(k / max(out, in)) for an i.i.d. Gaussian one.  No SVD needed.  Computed as
+    k ||G - (tr G / k) I||_F^2 / tr(G)^2, which is the same number without cancellation.  For k above
+    ``EXACT_DEFECT_UP_TO``, ||G - cI||_F^2 = (k/m) E||(G - cI) Z||_F^2 over Haar-random orthonormal
+    Z (k x m, m = ``DEFECT_PROBES``, fixed seed): unbiased, exactly 0 for an orthogonal W, and within
+    a few percent of the exact value for a Gaussian one.
     """
     if weight.dim() < 2:
         return None
-    W = weight.detach().double().reshape(weight.shape[0], -1)
-    gram = W @ W.T if W.shape[0] <= W.shape[1] else W.T @ W
-    k = gram.shape[0]
-    trace = float(torch.diagonal(gram).sum())
-    if trace <= 0:
+    W = weight.detach().reshape(weight.shape[0], -1)
+    if W.shape[0] > W.shape[1]:
+        W = W.T
+    k = W.shape[0]
+    trace = float(torch.linalg.vector_norm(W, dtype=torch.float64)) ** 2
+    if trace <= 0 or not math.isfinite(trace):
         return None
-    value = k * float((gram * gram).sum()) / (trace * trace) - 1.0
+    c = trace / k
+    if k <= EXACT_DEFECT_UP_TO:
+        W = W.double()
+        dev = W @ W.T
+        dev.diagonal().sub_(c)
+        value = k * float((dev * dev).sum()) / (trace * trace)
+    else:
+        compute = W if W.dtype == torch.float64 else W.float()
+        Z = _haar(k, DEFECT_PROBES, compute.dtype, compute.device)
+        D = compute @ (compute.T @ Z) - c * Z
+        value = k * (k / DEFECT_PROBES) * float(torch.linalg.vector_norm(D, dtype=torch.float64)) ** 2 / (trace * trace)
     return math.sqrt(max(value, 0.0))
+
+
+def _haar(k: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """k x m with orthonormal columns, Haar distributed, from a fixed seed (the same every run)."""
+    key = (k, m, dtype, str(device))
+    if key not in _probes:
+        gen = torch.Generator().manual_seed(k)
+        q, r = torch.linalg.qr(torch.randn(k, m, generator=gen, dtype=torch.float64))
+        q = q * torch.sign(torch.diagonal(r))
+        _probes[key] = q.to(device=device, dtype=dtype)
+    return _probes[key]
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import changes, probe, sites, suppress
+from . import capture, probe, sites, suppress
 from .errors import GradlintError, one_line
+from .inputs import ProbeInputs
 from .report import Finding, ModelReport, WhatIf
 from .rules import check
 
-CHANGES = tuple(changes.CHANGES)
 
-
-def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str | None, line: int | None,
-        seed: int, draws: int, input_source: str, rules=None) -> WhatIf:
+def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph, *, target: str, path: str | None,
+        line: int | None, seed: int, draws: int, input_source: str, rules=None) -> WhatIf:
+    """``graph`` is the probe's graph of ``model``: the copy reuses it, so nothing is traced again."""
     from . import init
 
     memo: dict = {}
@@ -29,12 +29,13 @@ def run(model: nn.Module, given: tuple, change: str, *, target: str, path: str |
     except Exception as exc:  # noqa: BLE001 - a model holding an uncopyable object
         return WhatIf(change, False, f"the model cannot be copied ({one_line(exc)})")
     sites.copy_sites(model, memo)  # findings on the copy point at the same lines, so suppressions still apply
+    variant_graph = capture.rebind(graph, variant)
     try:
-        done = init.apply(variant, change, generator=torch.Generator().manual_seed(seed))
+        done = init.apply(variant, change, generator=torch.Generator().manual_seed(seed), graph=variant_graph)
     except GradlintError as exc:
         return WhatIf(change, False, str(exc))
     report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
-                       draws=draws, input_source=input_source)
+                       draws=draws, input_source=input_source, graph=variant_graph).report
     findings, _ = suppress.split(report, check(report, rules))
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
 

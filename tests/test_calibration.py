@@ -125,8 +125,8 @@ def test_findings_point_at_source_lines_of_the_model_file(tmp_path, monkeypatch)
     result = gradlint.lint(Net(), gaussian(64, 32))
     located = [f for f in result.findings if f.layer and f.layer.startswith("layers.")]
     assert located
-    for f in located:
-        assert f.path.endswith("net.py") and f.line == 9
+    for f in located:  # built before gradlint could record it: the line that assigns the ModuleList
+        assert f.path.endswith("net.py") and f.line == 5
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -191,14 +191,14 @@ def test_torchvision_style_resnet_blocks_with_projection_shortcut():
 
 def lint_without_split(model, x):
     """The report with the branch-share split turned off."""
-    from gradlint import probe
+    from gradlint.capture import blocks
 
-    original = probe._split_block_inputs
+    original = blocks.split_block_inputs
     try:
-        probe._split_block_inputs = lambda gm, structure, written=(): {}
+        blocks.split_block_inputs = lambda graph: None
         return gradlint.lint(model, x).report
     finally:
-        probe._split_block_inputs = original
+        blocks.split_block_inputs = original
 
 
 def test_residual_probe_leaves_gsc_unchanged():

@@ -61,15 +61,15 @@ def test_findings_carry_numbers_and_a_concrete_fix():
 
 
 def test_rule_options_override_defaults_and_unknown_options_are_refused():
-    model, inputs = RULES[4].triggers[0]()  # GL101 on the batch-ReLU MLP
+    gl101 = next(r for r in RULES if r.code == "GL101")
+    model, inputs = gl101.triggers[0]()  # the batch-ReLU MLP
     report = gradlint.lint(model, inputs).report
     (default,) = [f for f in check(report) if f.code == "GL101"]
-    relaxed = [r for r in default_rules() if r.code != "GL101"] + [RULES[4](error=1e9, warning=1e8, info=1e7,
-                                                                            rate=10.0)]
+    relaxed = [r for r in default_rules() if r.code != "GL101"] + [gl101(error=1e9, warning=1e8, info=1e7, rate=10.0)]
     assert default.severity in ("warning", "error")
     assert "GL101" not in [f.code for f in check(report, relaxed)]
     with pytest.raises(ValueError, match="unknown option"):
-        RULES[4](eror=1.0)
+        gl101(eror=1.0)
 
 
 class AcmeWideLayers(Rule):

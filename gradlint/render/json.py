@@ -27,6 +27,7 @@ def result_dict(r: TargetResult) -> dict:
         "layers": to_plain(rep.layers) if rep else [],
         "residual_blocks": to_plain(rep.residual_blocks) if rep else [],
         "nonfinite": list(rep.nonfinite) if rep else [],
+        "unmeasured": [{"module": name, "parameters": count} for name, count in rep.unmeasured] if rep else [],
         "findings": to_plain(r.findings),
         "suppressed": to_plain(r.suppressed),
         "what_if": [_what_if(r, w) for w in r.what_if],

@@ -97,8 +97,14 @@ def _summary(r: TargetResult) -> Text:
         if s.effective_depth_p5 != s.effective_depth_p95:
             eff += f" (5-95%: {s.effective_depth_p5}-{s.effective_depth_p95})"
     blocks = r.report.residual_blocks
+    coverage = "n/a" if s.parameter_coverage is None else f"{s.parameter_coverage:.1%}"
     lines = [
-        f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}",
+        f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}; "
+        f"parameter coverage {coverage}",
+        *([f"probe inputs reduced from {', '.join('x'.join(map(str, x)) for x in p.reduced_from)}: {p.reduced_why}"]
+          if p.reduced_from else []),
+        *([f"not measured: {', '.join(f'{name} ({count:,})' for name, count in r.report.unmeasured)}"]
+          if r.report.unmeasured else []),
         f"depth {s.compositional_depth} compositional, {eff} effective; {_n(len(blocks), 'residual block')}",
         *(_residual_lines(blocks) if blocks else []),
         f"GSC input {fmt(s.gsc_input)}, max {fmt(s.gsc_max)}, rate {rate}"
@@ -134,7 +140,7 @@ def _findings(r: TargetResult, width: int) -> Group:
         head = Text()
         head.append(f"  {f.severity:<7} ", style=STYLE[f.severity])
         head.append(f"{f.code} {f.name}", style="bold")
-        head.append(f"  {where}" + (f" [{f.layer}]" if f.layer else ""))
+        head.append(f"  {where}" + (f" [{f.layer}]" if f.layer else "") + (f" (built at {f.library})" if f.library else ""))
         parts += [head, Text(textwrap.fill(f.message, wrap, initial_indent=indent, subsequent_indent=indent,
                                            break_on_hyphens=False)),
                   Text(textwrap.fill(f"fix: {f.recommendation}", wrap, initial_indent=indent, subsequent_indent=indent,

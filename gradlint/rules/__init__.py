@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..report import SEVERITY_RANK, Finding, ModelReport
-from .analysis import NoGradient, NonFiniteProbe, TraceFallback, ZeroOutputAnchor
+from .analysis import NoGradient, NonFiniteProbe, TraceFallback, UnmeasuredParameters, ZeroOutputAnchor
 from .architecture import BiasBeforeNorm, DeepPlainStack, DepthAgainstWidth, DominantResidualBranch
 from .base import Rule
 from .collapse import DeadUnits, DomainCollapse, PseudoLinear, SaturatedUnits, SignDiversityCollapse
@@ -17,6 +17,7 @@ RULES: tuple[type[Rule], ...] = (
     NonFiniteProbe,
     ZeroOutputAnchor,
     NoGradient,
+    UnmeasuredParameters,
     ExplodingGradients,
     VanishingGradients,
     DomainCollapse,

@@ -9,41 +9,56 @@ from .base import Rule
 
 class TraceFallback(Rule):
     """What it does:
-    Reports that torch.fx could not capture the model's graph, so gradlint recorded modules with
-    forward hooks instead.
+    Reports that torch.fx could not capture the model's graph, which capture tier ran instead, and
+    why the earlier tiers failed.
 
     Why is this bad?
-    With hooks, gradlint sees modules but not the functional operations between them, and it treats
-    the modules as a chain in the order they ran. Residual merges, the spine and depths are then
-    approximate; GSC values at recorded modules are still exact.
+    gradlint captures the graph in tiers. torch.fx traces through every module that is not a
+    primitive layer and sees everything. When it fails (data-dependent Python, shape-dependent
+    branches, most Hugging Face models), `torch.export` records the same graph at the level of ATen
+    ops, with module paths: the analysis is as complete, so this is `info` only. When export fails
+    too, forward hooks record the leaf modules in the order they ran and gradlint treats them as a
+    chain: residual structure is not seen, functional operations between modules are not measured
+    (GL005 counts what that hides), and the GSC profile is read at the input only.
 
     Example:
-    A forward with data-dependent control flow (`if x.sum() > 0:`) cannot be traced symbolically.
+    A forward with data-dependent control flow (`if x.sum() > 0:`) can be captured by neither
+    torch.fx nor torch.export; `if x.shape[-1] > 8:` defeats torch.fx only.
 
     How to fix:
-    Make the forward traceable (move data-dependent branches out of it), or accept the coarser
-    analysis. The message gives the tracing error.
+    Nothing to fix when torch.export ran. For hooks, make the forward traceable (move data-dependent
+    branches out of it) for the full graph analysis. The message gives each tier's error.
 
     References:
-    torch.fx documentation, "Limitations of Symbolic Tracing".
+    torch.fx documentation, "Limitations of Symbolic Tracing"; torch.export documentation,
+    "Non-strict export".
     """
 
     code = "GL001"
     name = "trace-fallback"
     severity = "info"
-    summary = "torch.fx could not trace the model; modules were recorded with hooks"
+    summary = "torch.fx could not trace the model; torch.export or module hooks captured it"
     triggers = (ex.untraceable_model,)
     clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
-        if report.trace != "fx":
+        why = report.trace_note or "torch.fx tracing failed"
+        if report.trace == "export":
             yield self.finding(
                 report,
-                message=f"{report.trace_note or 'torch.fx tracing failed'}; recorded modules with forward hooks "
-                        "and treated them as a chain: residual structure is not seen, and the GSC profile is read "
-                        "at the input only",
-                recommendation="Make forward() symbolically traceable (no data-dependent control flow) for the "
-                               "full graph analysis.",
+                message=f"{why}; captured the graph with torch.export instead (ATen ops with module paths): "
+                        "the analysis is complete",
+                recommendation="None needed. To use the faster torch.fx capture, make forward() symbolically "
+                               "traceable.",
+            )
+        elif report.trace == "hooks":
+            yield self.finding(
+                report,
+                message=f"{why}; recorded modules with forward hooks and treated them as a chain: residual "
+                        "structure is not seen, functional operations are not measured, and the GSC profile "
+                        "is read at the input only",
+                recommendation="Make forward() traceable by torch.export (no data-dependent control flow) for "
+                               "the full graph analysis.",
             )
 
 
@@ -158,3 +173,61 @@ class NoGradient(Rule):
                 recommendation="Give float example inputs (example_inputs or --input-shape), or check that the "
                                "output depends on a parameter or a float input.",
             )
+
+
+class UnmeasuredParameters(Rule):
+    """What it does:
+    Reports trainable parameters the probe did not measure: parameter coverage, the fraction of
+    trainable parameter elements read by an operation the graph capture recognised (depth-bearing
+    layers, norms, embeddings, any known torch op on a parameter), is below 1. Names the largest
+    modules whose parameters were not seen.
+
+    Why is this bad?
+    Every figure in the report comes from what the probe saw. A custom `autograd.Function`, an
+    extension op, parameters used outside the recorded modules when gradlint fell back to hooks,
+    or parameters the forward never uses are blind spots: the model may explode or collapse there
+    and the report would not show it. A model whose parameters were mostly unseen is never reported
+    clean.
+
+    Defaults: `info` below full coverage (`info`, 1.0), `warning` below half (`warning`, 0.5).
+    Measured: every torch.nn model in the test suite and the Hugging Face GPT-2, BERT, Llama and Qwen2
+    configurations have coverage 1.0.
+
+    Example:
+    A layer computed by `MyMatmul.apply(x, self.weight)` (a custom autograd.Function holding most of
+    the weights), or a forward that torch.fx and torch.export cannot capture whose parameters are used
+    functionally between modules.
+
+    How to fix:
+    Express the operation with torch ops so the capture can see it (or wrap only the part that needs
+    a custom backward), make the forward traceable so that gradlint does not fall back to hooks, or
+    remove parameters the forward does not use.
+
+    References:
+    gradlint metrics spec, "Coverage".
+    """
+
+    code = "GL005"
+    name = "unmeasured-parameters"
+    severity = "warning"
+    summary = "trainable parameters the probe did not measure (parameter coverage below 1)"
+    options = {"info": 1.0, "warning": 0.5}
+    triggers = (ex.opaque_function_model,)
+    clean = (ex.shallow_mlp,)
+
+    def check(self, report: ModelReport):
+        coverage = report.summary.parameter_coverage
+        if coverage is None or coverage >= self.opts["info"]:
+            return
+        severity = "warning" if coverage < self.opts["warning"] else "info"
+        threshold = self.opts[severity]
+        names = ", ".join(f"{name} ({count:,})" for name, count in report.unmeasured[:4])
+        more = f" and {len(report.unmeasured) - 4} more" if len(report.unmeasured) > 4 else ""
+        yield self.finding(
+            report, severity=severity, value=coverage, threshold=threshold,
+            message=f"the probe measured {coverage:.1%} of the trainable parameter elements; not seen: {names}{more}; "
+                    "the report says nothing about these parts of the model",
+            recommendation="Let the capture see these parameters: use torch ops instead of a custom autograd.Function "
+                           "or extension op where you can, make forward() traceable (GL001 says why it was not), "
+                           "or remove parameters the forward does not use.",
+        )

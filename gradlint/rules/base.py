@@ -53,6 +53,7 @@ class Rule:
             code=self.code, name=self.name, severity=severity or self.severity, message=message,
             recommendation=recommendation, layer=layer.name if layer is not None else None,
             value=value, threshold=threshold, path=path, line=line,
+            library=layer.library if layer is not None else None,
         )
 
 

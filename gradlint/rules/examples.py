@@ -261,3 +261,31 @@ def conv_without_bias_before_batchnorm():
 def linear_bias_before_layernorm():
     """Linear(bias=True) -> LayerNorm: LayerNorm normalises over features, so a per-feature bias survives."""
     return _mlp(3, 32, norm="layer"), (_x(64, 32),)
+
+
+def opaque_function_model():
+    """A custom autograd.Function holding most of the weights: the probe cannot see inside it."""
+    torch, nn = _torch()
+
+    class ScaledMatmul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x @ w.t()
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, w = ctx.saved_tensors
+            return grad @ w, grad.t() @ x
+
+    class Opaque(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(16, 64)
+            self.weight = nn.Parameter(torch.randn(64, 64) / 8)
+            self.head = nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.head(torch.relu(ScaledMatmul.apply(self.inp(x), self.weight)))
+
+    return Opaque(), (_x(32, 16),)

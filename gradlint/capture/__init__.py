@@ -1,0 +1,132 @@
+"""Graph capture in tiers, one contract: torch.fx first, then torch.export, module hooks last.
+
+Every tier produces a ``Graph`` of ``Node`` descriptions (see ``base``); the graph tiers also keep
+the ``torch_fx.GraphModule`` the probe interprets.  ``static_graphs`` yields the graph tiers in order for a
+model and its inputs; the hooks tier (``hooks.run``) builds its graph while the model runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch.fx as torch_fx
+import torch.nn as nn
+
+from .. import ops
+from ..errors import one_line
+from . import export as export_tier
+from . import fx as fx_tier
+from .base import ALIAS_META, META, OUTPUT, Graph, Node, canonical_names, structure_of
+from . import blocks
+from .classify import Classifier, arg_nodes
+
+__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "Node", "static_graph", "static_graphs", "rebind"]
+
+
+def static_graph(model: nn.Module, concrete_args: dict | None = None) -> Graph:
+    """The torch.fx graph of ``model`` (raises what torch.fx raises), analysed, without running it."""
+    return from_graph_module(fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()))
+
+
+def static_graphs(model: nn.Module, args: tuple, kwargs: dict,
+                  concrete_args: dict | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
+    """(tier, build) for the graph tiers in order: building may raise, and the caller moves on."""
+    yield "fx", lambda: static_graph(model, concrete_args)
+    yield "export", lambda: from_graph_module(export_tier.trace(model, args, kwargs), model, "export")
+
+
+def from_graph_module(gm: torch_fx.GraphModule, model: nn.Module, tier: str,
+                      fixed: frozenset[str] = frozenset()) -> Graph:
+    nodes = Classifier(gm, model, fixed).run()
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    outputs = tuple(n.name for n in arg_nodes(out_node.args) if n.name in nodes)
+    structure = structure_of(nodes, outputs)
+    graph = Graph(tier, nodes, outputs, structure, gm=gm, written=_written(gm),
+                  measured_params=_measured_params(gm, model, structure.reachable))
+    blocks.split_block_inputs(graph)
+    return graph
+
+
+def rebind(graph: Graph, model: nn.Module) -> Graph:
+    """The same captured graph over another model of the same structure (a what-if copy): no new trace."""
+    if graph.gm is None:
+        return graph
+    root: dict[str, object] = {}
+    for n in graph.gm.graph.nodes:
+        if n.op in ("get_attr", "call_module"):
+            target = str(n.target)
+            root[target] = _lookup(model, target, graph.gm)
+    gm = torch_fx.GraphModule(root, graph.gm.graph, type(model).__name__)
+    return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, gm=gm, note=graph.note,
+                 written=graph.written, measured_params=graph.measured_params)
+
+
+def _lookup(model: nn.Module, target: str, fallback: nn.Module):
+    for root in (model, fallback):
+        obj = root
+        try:
+            for part in target.split("."):
+                obj = getattr(obj, part)
+            return obj
+        except AttributeError:
+            continue
+    raise AttributeError(f"{target} is neither in the model nor in its graph")
+
+
+def _written(gm: torch_fx.GraphModule) -> frozenset[str]:
+    """Nodes whose value (or a view of it) is later changed in place: the probe hands on a copy."""
+
+    def written(node: torch_fx.Node, depth: int = 0) -> bool:
+        for user in node.users:
+            desc = user.meta.get(META)
+            if desc is None:
+                continue
+            if desc.inplace and user.args and user.args[0] is node:
+                return True
+            if desc.kind == ops.VIEW and depth < 8 and written(user, depth + 1):
+                return True
+        return False
+
+    return frozenset(n.name for n in gm.graph.nodes if n.op != "output" and written(n))
+
+
+def _measured_params(gm: torch_fx.GraphModule, model: nn.Module, reachable: set[str]) -> frozenset[str]:
+    """Parameters read by an op the capture knows: modules it called, and parameters whose values reach
+    a known op on the data path (through constant-side ops such as ``w.t()``).  A parameter that only an
+    opaque op (a custom autograd.Function, an extension op) reads, or none at all, was not measured."""
+    canon = canonical_names(model)
+    seen: set[str] = set()
+    for n in gm.graph.nodes:
+        desc = n.meta.get(META)
+        if desc is None:
+            continue
+        if n.op == "call_module" and desc.kind != ops.OPAQUE:
+            prefix = f"{n.target}." if n.target else ""
+            for name, _ in gm.get_submodule(str(n.target)).named_parameters(remove_duplicate=False):
+                if prefix + name in canon:
+                    seen.add(canon[prefix + name])
+        elif n.op == "get_attr" and str(n.target) in canon and _reaches_known_op(n, reachable):
+            seen.add(canon[str(n.target)])
+    return frozenset(seen)
+
+
+def _reaches_known_op(start: torch_fx.Node, reachable: set[str]) -> bool:
+    todo, visited = [start], set()
+    while todo:
+        for user in todo.pop().users:
+            if user in visited or user.op == "output":
+                continue
+            visited.add(user)
+            desc = user.meta.get(META)
+            if desc is not None and desc.kind == ops.OPAQUE:
+                continue
+            if desc is not None and user.name in reachable:
+                return True  # the parameter meets the data here
+            todo.append(user)
+    return False
+
+
+def describe_failure(tier: str, exc: BaseException) -> str:
+    what = {"fx": "torch.fx could not trace the model", "export": "torch.export could not capture the model",
+            "fx-run": "the torch.fx graph did not run", "export-run": "the torch.export graph did not run"}[tier]
+    return f"{what} ({one_line(exc)})"

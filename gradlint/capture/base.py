@@ -1,0 +1,123 @@
+"""The capture contract: a typed static graph of frozen node descriptions, the same for every tier.
+
+A ``Node`` says what one graph operation is (kind, family, weight and bias parameters, the module
+that performs it, where it was constructed), the way torch.fx's ShapeProp keeps its facts on
+``node.meta``.  Measurements are added beside it by the probe, never inside it.  Rules and
+renderers never learn which tier captured the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch.fx as fx
+import torch.nn as nn
+
+from .. import ops
+from ..graph import GraphNode, Structure, analyse
+
+META = "gradlint"            # node.meta key holding a Node
+ALIAS_META = "gradlint.alias"   # node.meta key of an inserted block-input alias: (merge id, side)
+
+
+@dataclass(frozen=True)
+class Node:
+    """What one graph node is, before anything runs."""
+
+    id: str
+    name: str                              # line-independent identity: module path, or "<module path>.<op>"
+    op: str                                # module class or function name, as shown in reports
+    kind: str                              # ops kinds: input, layer, nonlinearity, norm, merge, embedding, ...
+    preds: tuple[str, ...] = ()            # the nodes whose values it reads, in order
+    family: str | None = None              # nonlinearity family
+    layers: int = 0                        # depth-bearing layers it stands for on a path (0, 1, or a stacked RNN's)
+    row: str | None = None                 # the vocabulary row (ops.Op.name)
+    weight: str | None = None              # qualified name of the parameter holding its weight
+    weight_arg: tuple[int, str] | None = None   # where a function or ATen op takes its weight (position, keyword)
+    bias: str | None = None
+    module: str | None = None              # the module performing it ("" the root), if one does
+    units_first: bool | None = None        # units on dim 1 (channels) or the last dim; None: as its input
+    inplace: bool = False                  # writes its first argument
+    saturation: tuple[float, float] | None = None
+    slope: float | str | None = None       # ReLU family: negative slope, or the PReLU weight's name
+    keeps_zero: bool = False
+    path: str | None = None                # the user's line that constructed it
+    line: int | None = None
+    library: str | None = None             # where inside an installed package it was constructed
+    bias_cancelled_by: str | None = None   # the batch-type norm right after its bias (name)
+    phi: Callable | None = field(default=None, compare=False, repr=False)   # nonlinearity's scalar function
+
+    @property
+    def measured(self) -> bool:
+        return self.kind in ops.MEASURED
+
+    @property
+    def depth_bearing(self) -> bool:
+        return self.layers > 0
+
+
+@dataclass
+class Graph:
+    """A captured model: nodes in forward order, its structure, and how to run it again."""
+
+    tier: str                                   # fx | export | hooks
+    nodes: dict[str, Node]
+    outputs: tuple[str, ...]
+    structure: Structure
+    gm: fx.GraphModule | None = None            # fx and export tiers: the graph the probe interprets
+    note: str | None = None                     # why earlier tiers could not capture the model
+    written: frozenset[str] = frozenset()       # values written in place later: the probe hands on a copy
+    measured_params: frozenset[str] = frozenset()   # parameters (qualified names) read by an op the capture knows
+    _users: dict[str, list[str]] | None = field(default=None, repr=False)
+
+    def users(self, node_id: str) -> list[str]:
+        """Nodes reading ``node_id``'s value, in forward order."""
+        if self._users is None:
+            users: dict[str, list[str]] = {i: [] for i in self.nodes}
+            for n in self.nodes.values():
+                for p in dict.fromkeys(n.preds):
+                    if p in users:
+                        users[p].append(n.id)
+            for o in self.outputs:
+                if o in users:
+                    users[o].append(OUTPUT)
+            self._users = users
+        return self._users.get(node_id, [])
+
+    def live_preds(self, node_id: str) -> list[str]:
+        """Preds reachable from the inputs (values that carry data, not parameters or constants)."""
+        return [p for p in self.nodes[node_id].preds
+                if p in self.structure.reachable and self.nodes[p].kind != ops.SHAPE]
+
+    def module(self, model: nn.Module, node_id: str) -> nn.Module | None:
+        path = self.nodes[node_id].module
+        if path is None:
+            return None
+        try:
+            return model.get_submodule(path)
+        except AttributeError:
+            return None
+
+
+OUTPUT = "<output>"   # the graph's output as a user in ``Graph.users``
+
+
+def structure_of(nodes: dict[str, Node], outputs: tuple[str, ...]) -> Structure:
+    """Depths, spine and residual merges.  Shape queries carry no values: no path runs through them."""
+    def preds(n: Node) -> list[str]:
+        return [p for p in n.preds if p in nodes and nodes[p].kind != ops.SHAPE]
+
+    return analyse([GraphNode(n.id, preds(n), n.layers, n.kind == ops.INPUT, n.kind == ops.MERGE)
+                    for n in nodes.values()], list(outputs))
+
+
+def parameter_names(model: nn.Module) -> dict[int, str]:
+    """id(parameter) -> its first qualified name (tied parameters keep one name)."""
+    return {id(p): n for n, p in model.named_parameters()}
+
+
+def canonical_names(model: nn.Module) -> dict[str, str]:
+    """Every name a parameter is reachable by -> its first name (``lm_head.weight`` -> ``wte.weight``)."""
+    first = parameter_names(model)
+    return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}

@@ -1,0 +1,123 @@
+"""The hooks tier, for models neither torch.fx nor torch.export can capture (data-dependent Python).
+
+Forward hooks on the leaf modules (the op table's modules, and modules without children) record
+each call in execution order, and the graph is taken to be a chain of them: residual structure is
+not seen, and functional ops between modules (and parameters used outside a leaf) are not measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+from .. import ops, sites
+from .base import Graph, Node, canonical_names, parameter_names, structure_of
+
+Observe = Callable[[Node, torch.Tensor, torch.Tensor | None, torch.Tensor | None, nn.Module | None], torch.Tensor]
+
+
+class _NoDropout(torch.overrides.TorchFunctionMode):
+    """Functional dropout (``F.dropout(x, p, self.training)``) returns its input during the probe, and
+    attention's own dropout probability is 0."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        row = ops.of_function(func)
+        if row is not None and row.kind == ops.DROPOUT:
+            return args[0] if args else kwargs["input"]
+        if row is not None and row.dropout_arg is not None:
+            args, kwargs = ops.without_dropout(row, tuple(args), kwargs)
+        return func(*args, **kwargs)
+
+
+def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    leaves: list[tuple[str, nn.Module]] = []
+    under: list[str] = []
+    for name, m in model.named_modules():
+        if not name or any(name.startswith(s + ".") for s in under):
+            continue
+        children = next(m.children(), None) is not None
+        if ops.of_module(m) is not None or not children:
+            leaves.append((name, m))
+            if children:
+                under.append(name)
+    return leaves
+
+
+def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observe: Observe,
+        note: str | None) -> tuple[Graph, object]:
+    """Run ``model(*args, **kwargs)`` recording leaf modules; ``inputs`` are the (name, tensor) inputs
+    already observed.  Returns the chain graph and the model's output."""
+    nodes: dict[str, Node] = {}
+    last: list[str] = []
+    for name, _ in inputs:
+        nodes[name] = Node(id=name, name=name, op="input", kind=ops.INPUT)
+        last.append(name)
+    names = parameter_names(model)
+    canon = canonical_names(model)
+    measured_params: set[str] = set()
+    calls: dict[str, int] = {}
+    pending: dict[int, torch.Tensor] = {}
+
+    def pre_hook(module, args):
+        row = ops.of_module(module)
+        if row is not None and row.kind == ops.NONLINEARITY and args and isinstance(args[0], torch.Tensor):
+            x = args[0].detach()
+            pending[id(module)] = x.clone() if ops.module_is_inplace(module) else x
+
+    def post_hook(name):
+        def hook(module, args, out):
+            rest = None
+            if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
+                out, rest = out[0], out[1:]  # nn.MultiheadAttention: (output, weights); RNNs: (output, state)
+            if not isinstance(out, torch.Tensor):
+                return None
+            n = calls.get(name, 0)
+            calls[name] = n + 1
+            node = describe(module, name, n, tuple(last))
+            nodes[node.id] = node
+            last[:] = [node.id]
+            if node.kind != ops.OPAQUE:
+                prefix = f"{name}." if name else ""
+                measured_params.update(canon[prefix + p] for p, _ in module.named_parameters(remove_duplicate=False)
+                                       if prefix + p in canon)
+            observed = observe(node, out, pending.pop(id(module), None), ops.module_weight(module), module)
+            if observed is out:
+                return None
+            return observed if rest is None else (observed, *rest)
+        return hook
+
+    def describe(module: nn.Module, name: str, n: int, preds: tuple[str, ...]) -> Node:
+        row = ops.of_module(module)
+        kind = row.kind if row is not None else (ops.OTHER if type(module).__module__.startswith("torch.")
+                                                  else ops.OPAQUE)
+        site = sites.site_of(module) or sites.declared_site(model, name)
+        library = sites.library_site_of(module)
+        weight, bias = ops.module_weight(module), getattr(module, "bias", None)
+        return Node(
+            id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__, kind=kind,
+            preds=preds, family=row.family if row else None, layers=ops.module_layers(module),
+            row=row.name if row else None, weight=names.get(id(weight)) if weight is not None else None,
+            bias=names.get(id(bias)) if isinstance(bias, torch.Tensor) else None, module=name,
+            units_first=None if row is None or row.units is None else row.units == "first",
+            inplace=ops.module_is_inplace(module), saturation=ops.module_saturation(module),
+            keeps_zero=bool(row and row.keeps_zero), path=site[0] if site else None,
+            line=site[1] if site else None, library=library,
+        )
+
+    handles = []
+    try:
+        for name, m in leaf_modules(model):
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(post_hook(name)))
+        with _NoDropout():
+            result = model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    outputs = tuple(last)
+    graph = Graph("hooks", nodes, outputs, structure_of(nodes, outputs), note=note,
+                  measured_params=frozenset(measured_params))
+    return graph, result
