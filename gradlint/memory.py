@@ -61,9 +61,9 @@ def bytes_of_values(values) -> float:
     return total
 
 
-def bytes_from_export(gm: fx.GraphModule) -> float:
+def bytes_from_export(fx_graph: fx.Graph) -> float:
     """Bytes of every value an exported graph computes (its shapes were recorded by export)."""
-    return sum(bytes_of_values([n.meta.get("val")]) for n in gm.graph.nodes
+    return sum(bytes_of_values([n.meta.get("val")]) for n in fx_graph.nodes
                if n.op in ("call_function", "call_module"))
 
 

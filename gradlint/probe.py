@@ -49,11 +49,13 @@ class Observer:
     """Reduces every value to statistics as it passes; keeps a tensor only where the backward needs it."""
 
     def __init__(self, keep: set[str] | None, budget: float | None = None):
-        self.keep = keep                  # node ids whose value is kept (spine points, for a zero output's anchor)
+        self.keep = keep                  # spine point ids (None: every measured node), candidates for an anchor
         self.budget = budget              # bytes the forward's values may take before the batch is cut
         self.used = 0.0
         self.measures: dict[str, Measure] = {}
-        self.kept: dict[str, torch.Tensor] = {}
+        # The last non-zero spine point so far, kept in case the output is zero (a zero-initialised head):
+        # the only value the probe holds that autograd might not.
+        self.anchor: tuple[str, torch.Tensor] | None = None
         self.leaves: list[torch.Tensor] = []
         self.weights: list[tuple[str, torch.Tensor, str | None]] = []
         self.alias_sq: dict[tuple[str, str], list] = {}
@@ -93,8 +95,8 @@ class Observer:
             self.leaves.append(out)
             handed = out.clone()
         out.register_hook(self._sum_into(m.grad_sq))
-        if self.keep is None or node.id in self.keep:
-            self.kept[node.id] = out
+        if (self.keep is None or node.id in self.keep) and m.norm > 0 and out.requires_grad:
+            self.anchor = (node.id, out)
         return handed
 
     def count(self, value) -> None:
@@ -129,8 +131,8 @@ class Observer:
 class _Interpreter(fx.Interpreter):
     """Runs a captured graph, handing every value to the observer; dropout is the identity."""
 
-    def __init__(self, gm: fx.GraphModule, graph: Graph, observer: Observer):
-        super().__init__(gm)
+    def __init__(self, graph: Graph, observer: Observer):
+        super().__init__(graph.root, graph=graph.fx_graph)
         self.captured = graph
         self.observer = observer
         self.aten = graph.tier == "export"
@@ -246,7 +248,7 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
         try:
             g = build()
             if g.tier == "export":  # export recorded every value's shape: check the estimate before running
-                smaller = fit.cut_before(memory.bytes_from_export(g.gm), inputs)
+                smaller = fit.cut_before(memory.bytes_from_export(g.fx_graph), inputs)
                 if smaller is not None:
                     inputs, g = smaller, build_export(model, smaller)
         except Exception as exc:  # noqa: BLE001 - any capture failure means: the next tier
@@ -258,7 +260,7 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
             try:
                 args = (inputs.positional(model)[0] if g.tier == "fx"
                         else capture.export_tier.flat_inputs(inputs.args, inputs.kwargs))
-                result = _Interpreter(g.gm, g, observer).run(*args)
+                result = _Interpreter(g, observer).run(*args)
             except memory.OverBudget as over:
                 inputs = fit.cut_after(over.used, inputs)
                 if g.tier == "export":
@@ -308,12 +310,10 @@ def _outputs(result, observer: Observer, graph: Graph) -> tuple[float, list[torc
     y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in ys))
     if not ys or y_norm > 0:
         return y_norm, ys, None
-    points = [i for i in reversed(graph.structure.spine)
-              if i in observer.kept and (observer.measures[i].norm or 0.0) > 0 and observer.kept[i].requires_grad]
-    if not points:
+    if observer.anchor is None:
         return 0.0, [], None
-    anchor = points[0]
-    return observer.measures[anchor].norm, [observer.kept[anchor]], anchor
+    anchor, value = observer.anchor
+    return observer.measures[anchor].norm, [value], anchor
 
 
 def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch.Generator) -> bool:
@@ -330,7 +330,7 @@ def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch
             else:
                 pairing.backward(retain_graph=retain)
     finally:
-        observer.kept.clear()
+        observer.anchor = None
         observer.leaves.clear()
     return not any(m.grad_sq for m in observer.measures.values())
 
@@ -365,9 +365,9 @@ def _mark_copies(observer: Observer, graph: Graph) -> None:
             continue
         w = w.detach()
         flat = w.reshape(-1)
-        if bool((flat == flat[0]).all()):
-            continue
         sample = flat[:: max(1, flat.numel() // 16)][:16]
+        if bool((sample == flat[0]).all()) and bool((flat == flat[0]).all()):
+            continue  # a constant weight (zero-initialised): not a copy of anything
         key = (tuple(w.shape), w.dtype, w.device, tuple(sample.tolist()))
         group = seen.setdefault(key, [])
         for other, other_label in group:

@@ -66,6 +66,33 @@ class Collapse:
     rectified: bool = False      # no negative value at all: the input is already the output of a ReLU
 
 
+# Statistics per unit need no more samples than this (sign diversity's noise floor is then within 0.005
+# of 0.5); beyond it every k-th sample of the batch is used (whole images, or whole rows of one), so an
+# early convolution's nonlinearity costs a few passes over 8K positions per channel, not over all.
+MAX_SAMPLES = 8192
+
+
+def _subsample(x: torch.Tensor, y: torch.Tensor | None, channels_first: bool):
+    """Views of x and y with at most about MAX_SAMPLES samples per unit, and the layout of the views."""
+    if x.dim() < 2:
+        return x, y, channels_first
+    same = y is not None and y.shape == x.shape
+    if channels_first and x.dim() >= 3:
+        positions = math.prod(x.shape[2:])
+        if x.shape[0] * positions <= MAX_SAMPLES:
+            return x, y, channels_first
+        pick: list[slice] = [slice(None, None, -(-x.shape[0] // max(1, MAX_SAMPLES // positions)))]
+        if positions > MAX_SAMPLES and x.dim() >= 4:  # even one image has too many: every k-th row of it
+            pick += [slice(None), slice(None, None, -(-positions // MAX_SAMPLES))]
+        pick = tuple(pick)
+        return x[pick], y[pick] if same else None, True
+    flat = x.reshape(-1, x.shape[-1])                              # (samples, units), rows contiguous
+    stride = -(-flat.shape[0] // MAX_SAMPLES)
+    if stride <= 1:
+        return x, y, channels_first
+    return flat[::stride], y.reshape(flat.shape)[::stride] if same else None, False
+
+
 def collapse(
     x: torch.Tensor,
     y: torch.Tensor | None,
@@ -79,11 +106,13 @@ def collapse(
     sign_diversity: per-unit min(P, N) / (P + N), mean over units.  nonlinearity: per-unit
     1 - corr(x, phi(x))^2, mean over units with non-zero input variance.  dead_fraction (ReLU family):
     units never positive.  saturated_fraction (tanh-like): units saturated on > 99% of samples.
-    Moments are centred (two passes), in the tensor's own precision; None when x is not finite.
+    Moments are centred (two passes), in the tensor's own precision; None when x is not finite.  At
+    most ``MAX_SAMPLES`` samples per unit are used, an even stride over batch and positions.
     """
     x = _working(x.detach())
     if x.dim() == 0:
         x = x.reshape(1)
+    x, y, channels_first = _subsample(x, y, channels_first)
     dims = unit_dims(x, channels_first)
     units = x.numel() // max(1, math.prod(x.shape[d] for d in dims))
     samples = x.numel() // max(1, units)
@@ -130,9 +159,10 @@ def collapse(
 
 
 # Above this smaller side the Gram matrix costs more than the probe itself (a 512-wide layer: 8x its
-# forward at batch 64), so ||G - c I||_F^2 is estimated from DEFECT_PROBES random orthonormal directions.
-EXACT_DEFECT_UP_TO = 256
-DEFECT_PROBES = 32
+# forward at batch 64), so ||G - c I||_F^2 is estimated from DEFECT_PROBES random orthonormal directions
+# (two products of W with a k x m matrix: a quarter of that layer's forward at batch 64).
+EXACT_DEFECT_UP_TO = 128
+DEFECT_PROBES = 16
 _probes: dict[tuple, torch.Tensor] = {}
 
 
@@ -143,8 +173,8 @@ def orthogonality_defect(weight: torch.Tensor) -> float | None:
     about sqrt(k / max(out, in)) for an i.i.d. Gaussian one.  No SVD needed.  Computed as
     k ||G - (tr G / k) I||_F^2 / tr(G)^2, which is the same number without cancellation.  For k above
     ``EXACT_DEFECT_UP_TO``, ||G - cI||_F^2 = (k/m) E||(G - cI) Z||_F^2 over Haar-random orthonormal
-    Z (k x m, m = ``DEFECT_PROBES``, fixed seed): unbiased, exactly 0 for an orthogonal W, and within
-    a few percent of the exact value for a Gaussian one.
+    Z (k x m, m = ``DEFECT_PROBES``, fixed seed): unbiased, exactly 0 for an orthogonal W, and
+    within about sqrt(7 / (m k)) of the exact value for a square Gaussian one (3% at k = 512).
     """
     if weight.dim() < 2:
         return None
@@ -152,7 +182,7 @@ def orthogonality_defect(weight: torch.Tensor) -> float | None:
     if W.shape[0] > W.shape[1]:
         W = W.T
     k = W.shape[0]
-    trace = float(torch.linalg.vector_norm(W, dtype=torch.float64)) ** 2
+    trace = frobenius(W) ** 2
     if trace <= 0 or not math.isfinite(trace):
         return None
     c = trace / k
@@ -165,7 +195,7 @@ def orthogonality_defect(weight: torch.Tensor) -> float | None:
         compute = W if W.dtype == torch.float64 else W.float()
         Z = _haar(k, DEFECT_PROBES, compute.dtype, compute.device)
         D = compute @ (compute.T @ Z) - c * Z
-        value = k * (k / DEFECT_PROBES) * float(torch.linalg.vector_norm(D, dtype=torch.float64)) ** 2 / (trace * trace)
+        value = k * (k / DEFECT_PROBES) * frobenius(D) ** 2 / (trace * trace)
     return math.sqrt(max(value, 0.0))
 
 

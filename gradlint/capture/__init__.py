@@ -25,40 +25,46 @@ __all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "Node", "static_graph", "sta
 
 def static_graph(model: nn.Module, concrete_args: dict | None = None) -> Graph:
     """The torch.fx graph of ``model`` (raises what torch.fx raises), analysed, without running it."""
-    return from_graph_module(fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()))
+    return from_fx_graph(model, fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()))
 
 
 def static_graphs(model: nn.Module, args: tuple, kwargs: dict,
                   concrete_args: dict | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
     """(tier, build) for the graph tiers in order: building may raise, and the caller moves on."""
     yield "fx", lambda: static_graph(model, concrete_args)
-    yield "export", lambda: from_graph_module(export_tier.trace(model, args, kwargs), model, "export")
+    def export() -> Graph:
+        gm = export_tier.trace(model, args, kwargs)
+        return from_fx_graph(gm, gm.graph, model, "export")
+
+    yield "export", export
 
 
-def from_graph_module(gm: torch_fx.GraphModule, model: nn.Module, tier: str,
-                      fixed: frozenset[str] = frozenset()) -> Graph:
-    nodes = Classifier(gm, model, fixed).run()
-    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, tier: str,
+                  fixed: frozenset[str] = frozenset()) -> Graph:
+    """Describe and analyse an fx graph whose targets resolve against ``root`` (the model itself for
+    torch.fx, the exported program's module for torch.export)."""
+    nodes = Classifier(root, fx_graph, model, fixed).run()
+    out_node = next(n for n in fx_graph.nodes if n.op == "output")
     outputs = tuple(n.name for n in arg_nodes(out_node.args) if n.name in nodes)
     structure = structure_of(nodes, outputs)
-    graph = Graph(tier, nodes, outputs, structure, gm=gm, written=_written(gm),
-                  measured_params=_measured_params(gm, model, structure.reachable))
+    graph = Graph(tier, nodes, outputs, structure, fx_graph=fx_graph, root=root, written=_written(fx_graph),
+                  measured_params=_measured_params(root, fx_graph, model, structure.reachable))
     blocks.split_block_inputs(graph)
     return graph
 
 
 def rebind(graph: Graph, model: nn.Module) -> Graph:
     """The same captured graph over another model of the same structure (a what-if copy): no new trace."""
-    if graph.gm is None:
+    if graph.fx_graph is None:
         return graph
-    root: dict[str, object] = {}
-    for n in graph.gm.graph.nodes:
-        if n.op in ("get_attr", "call_module"):
-            target = str(n.target)
-            root[target] = _lookup(model, target, graph.gm)
-    gm = torch_fx.GraphModule(root, graph.gm.graph, type(model).__name__)
-    return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, gm=gm, note=graph.note,
-                 written=graph.written, measured_params=graph.measured_params)
+    if graph.root is not None and not isinstance(graph.root, torch_fx.GraphModule):
+        root: nn.Module = model  # torch.fx's targets are the model's own attributes
+    else:
+        targets = {str(n.target) for n in graph.fx_graph.nodes if n.op in ("get_attr", "call_module")}
+        root = torch_fx.GraphModule({t: _lookup(model, t, graph.root) for t in targets}, graph.fx_graph,
+                                    type(model).__name__)
+    return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, fx_graph=graph.fx_graph, root=root,
+                 note=graph.note, written=graph.written, measured_params=graph.measured_params)
 
 
 def _lookup(model: nn.Module, target: str, fallback: nn.Module):
@@ -73,7 +79,7 @@ def _lookup(model: nn.Module, target: str, fallback: nn.Module):
     raise AttributeError(f"{target} is neither in the model nor in its graph")
 
 
-def _written(gm: torch_fx.GraphModule) -> frozenset[str]:
+def _written(fx_graph: torch_fx.Graph) -> frozenset[str]:
     """Nodes whose value (or a view of it) is later changed in place: the probe hands on a copy."""
 
     def written(node: torch_fx.Node, depth: int = 0) -> bool:
@@ -87,22 +93,23 @@ def _written(gm: torch_fx.GraphModule) -> frozenset[str]:
                 return True
         return False
 
-    return frozenset(n.name for n in gm.graph.nodes if n.op != "output" and written(n))
+    return frozenset(n.name for n in fx_graph.nodes if n.op != "output" and written(n))
 
 
-def _measured_params(gm: torch_fx.GraphModule, model: nn.Module, reachable: set[str]) -> frozenset[str]:
+def _measured_params(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module,
+                     reachable: set[str]) -> frozenset[str]:
     """Parameters read by an op the capture knows: modules it called, and parameters whose values reach
     a known op on the data path (through constant-side ops such as ``w.t()``).  A parameter that only an
     opaque op (a custom autograd.Function, an extension op) reads, or none at all, was not measured."""
     canon = canonical_names(model)
     seen: set[str] = set()
-    for n in gm.graph.nodes:
+    for n in fx_graph.nodes:
         desc = n.meta.get(META)
         if desc is None:
             continue
         if n.op == "call_module" and desc.kind != ops.OPAQUE:
             prefix = f"{n.target}." if n.target else ""
-            for name, _ in gm.get_submodule(str(n.target)).named_parameters(remove_duplicate=False):
+            for name, _ in root.get_submodule(str(n.target)).named_parameters(remove_duplicate=False):
                 if prefix + name in canon:
                     seen.add(canon[prefix + name])
         elif n.op == "get_attr" and str(n.target) in canon and _reaches_known_op(n, reachable):

@@ -65,11 +65,21 @@ class Graph:
     nodes: dict[str, Node]
     outputs: tuple[str, ...]
     structure: Structure
-    gm: fx.GraphModule | None = None            # fx and export tiers: the graph the probe interprets
+    fx_graph: fx.Graph | None = None            # fx and export tiers: the graph the probe interprets...
+    root: nn.Module | None = None               # ... over this module's parameters and submodules
     note: str | None = None                     # why earlier tiers could not capture the model
     written: frozenset[str] = frozenset()       # values written in place later: the probe hands on a copy
     measured_params: frozenset[str] = frozenset()   # parameters (qualified names) read by an op the capture knows
     _users: dict[str, list[str]] | None = field(default=None, repr=False)
+    _gm: fx.GraphModule | None = field(default=None, repr=False)
+
+    @property
+    def gm(self) -> fx.GraphModule | None:
+        """The graph as a runnable module (compiled on first use: the probe interprets the graph as is)."""
+        if self._gm is None and self.fx_graph is not None:
+            self._gm = self.root if isinstance(self.root, fx.GraphModule) and self.root.graph is self.fx_graph \
+                else fx.GraphModule(self.root, self.fx_graph, type(self.root).__name__)
+        return self._gm
 
     def users(self, node_id: str) -> list[str]:
         """Nodes reading ``node_id``'s value, in forward order."""

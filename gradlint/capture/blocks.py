@@ -18,15 +18,15 @@ def alias(t):
 
 
 def split_block_inputs(graph: Graph) -> None:
-    """Insert an alias per side of every residual block into ``graph.gm`` (marked with ``ALIAS_META``).
+    """Insert an alias per side of every residual block into ``graph.fx_graph`` (marked ``ALIAS_META``).
 
     A user of the block input belongs to the side whose operand it reaches.  A block where one user
     reaches both sides, or whose block input is written in place (then the skip reads what the branch
     wrote, and no split can separate them), is left alone and gets no branch share.
     """
-    gm = graph.gm
-    nodes = {n.name: n for n in gm.graph.nodes}
-    position = {n: k for k, n in enumerate(gm.graph.nodes)}
+    fx_graph = graph.fx_graph
+    nodes = {n.name: n for n in fx_graph.nodes}
+    position = {n: k for k, n in enumerate(fx_graph.nodes)}
     for m in graph.structure.merges:
         bi, merge = nodes.get(m.block_input), nodes.get(m.id)
         if bi is None or merge is None or m.block_input in graph.written:
@@ -45,8 +45,8 @@ def split_block_inputs(graph: Graph) -> None:
         if ambiguous or not sides["skip"] or not sides["branch"]:
             continue
         for side, users in sides.items():
-            with gm.graph.inserting_after(bi):
-                node = gm.graph.call_function(alias, (bi,))
+            with fx_graph.inserting_after(bi):
+                node = fx_graph.call_function(alias, (bi,))
             node.meta[ALIAS_META] = (m.id, side)
             for user in users:
                 user.replace_input_with(bi, node)

@@ -40,11 +40,11 @@ def argument(node: fx.Node, arg: ops.Arg | None):
 class Classifier:
     """Classifies the nodes of one graph module captured from ``model``."""
 
-    def __init__(self, gm: fx.GraphModule, model: nn.Module, fixed: frozenset[str] = frozenset()):
-        self.gm = gm
+    def __init__(self, root: nn.Module, fx_graph: fx.Graph, model: nn.Module, fixed: frozenset[str] = frozenset()):
+        self.fx_graph = fx_graph
         self.fixed = fixed            # forward parameters torch.fx fixed at their defaults
         self.model = model
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(root.named_modules())
         self.canon = canonical_names(model)
         self.by_id = parameter_names(model)
         self.params = set(self.canon)
@@ -55,7 +55,7 @@ class Classifier:
     # ------------------------------------------------------------------ per node
 
     def run(self) -> dict[str, Node]:
-        for node in self.gm.graph.nodes:
+        for node in self.fx_graph.nodes:
             if node.op == "output":
                 continue
             desc = self.describe(node)

@@ -42,14 +42,14 @@ class Tracer(fx.Tracer):
             return super().trace(root, concrete_args)
 
 
-def trace(model: nn.Module, concrete_args: dict | None = None) -> fx.GraphModule:
-    """``concrete_args``: forward parameters the probe does not pass, fixed at their defaults, so the
-    traced graph takes the branches the real call takes."""
+def trace(model: nn.Module, concrete_args: dict | None = None) -> fx.Graph:
+    """The graph of ``model``, whose targets are the model's own attributes (no GraphModule is compiled:
+    the probe interprets the graph).  ``concrete_args``: forward parameters the probe does not pass,
+    fixed at their defaults, so the traced graph takes the branches the real call takes."""
     tracer = Tracer()
     with warnings.catch_warnings(), _composite_root(model):
         warnings.simplefilter("ignore")  # a fixed argument torch.fx cannot guard is still fixed
-        graph = tracer.trace(model, concrete_args or None)
-    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+        return tracer.trace(model, concrete_args or None)
 
 
 @contextlib.contextmanager
