@@ -84,6 +84,13 @@ def bert():
                                 max_position_embeddings=POSITIONS, use_cache=False))
 
 
+def bert_base():
+    """BERT-base at its default configuration: 110M parameters, the scale check."""
+    from transformers import BertConfig, BertModel
+
+    return BertModel(BertConfig())
+
+
 def llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -113,6 +120,7 @@ MODELS = {
     "hf/gpt2": (gpt2, "tokens"),
     "hf/bert": (bert, "tokens"),
     "hf/llama": (llama, "tokens"),
+    "hf/bert-base": (bert_base, "tokens"),
 }
 
 

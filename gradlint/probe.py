@@ -242,11 +242,17 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
     on, why the batch was cut or None).  ``device``: whose memory bounds the probe (None: no bound)."""
     fit = memory.Fit(inputs, device)
     fixed = inputs.positional(model)[1]
+    tried_export = False
     candidates = ([("given", lambda: graph)] if graph is not None
                   else list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed)))
     for tier, build in candidates:
         try:
             g = build()
+            if tier == "fx":
+                g = _see_inside_wrapped_functions(g, model, inputs, notes)
+            elif tier == "export" and tried_export:
+                continue  # already tried, in place of torch.fx
+            tried_export = g.tier == "export"
             if g.tier == "export":  # export recorded every value's shape: check the estimate before running
                 smaller = fit.cut_before(memory.bytes_from_export(g.fx_graph), inputs)
                 if smaller is not None:
@@ -290,6 +296,25 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
         except Exception as exc:
             raise ProbeError(f"forward pass failed: {one_line(exc)}") from exc
         return observer, result, g, inputs, fit.why
+
+
+def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInputs, notes: list[str]) -> Graph:
+    """torch.fx keeps a function registered with ``torch.fx.wrap`` as one opaque op (torchvision's Swin
+    attention is one); when such an op reads parameters, torch.export, which traces into it, sees more.
+    Custom autograd.Functions stay opaque on purpose (their own backward must run) and do not count."""
+    wrapped = sorted({n.op for n in g.nodes.values() if n.kind == ops.OPAQUE and n.module is None
+                      and any(p in g.nodes and g.nodes[p].kind == ops.CONSTANT for p in n.preds)
+                      and not n.op.endswith(".apply")})
+    if not wrapped:
+        return g
+    try:
+        exported = build_export(model, inputs)
+    except Exception:  # noqa: BLE001 - keep what torch.fx saw
+        return g
+    if len(exported.measured_params) <= len(g.measured_params):
+        return g
+    notes.append(f"torch.fx keeps {', '.join(wrapped)} (torch.fx.wrap) as opaque ops that read parameters")
+    return exported
 
 
 def build_export(model: nn.Module, inputs: ProbeInputs) -> Graph:

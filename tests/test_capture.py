@@ -402,3 +402,31 @@ def test_a_probe_over_the_memory_budget_is_cut_to_fit_and_says_so(tier_model, mo
     # An explicit batch size is the batch probed
     explicit = gradlint.lint(model, inputs, batch_size=64).report
     assert explicit.probe.reduced_from is None and explicit.probe.batch_size == 64
+
+
+def scaled_projection(x, w):
+    """A library function torch.fx keeps opaque (as torchvision does with Swin's window attention)."""
+    return (x @ w.t()) * 0.5
+
+
+torch.fx.wrap("scaled_projection")
+
+
+def test_parameters_inside_a_torch_fx_wrapped_function_are_seen_through_torch_export():
+    torch.manual_seed(0)
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(8, 32)
+            self.w = nn.Parameter(torch.randn(32, 32) / 6)
+            self.out = nn.Linear(32, 4)
+
+        def forward(self, x):
+            return self.out(torch.relu(scaled_projection(self.inp(x), self.w)))
+
+    result = _lint(Wrapped(), gaussian(32, 8))
+    rep = result.report
+    assert rep.trace == "export" and "scaled_projection" in rep.trace_note
+    assert rep.summary.parameter_coverage == 1.0 and rep.summary.compositional_depth == 3
+    assert "GL005" not in _codes(result)
