@@ -19,13 +19,18 @@ def step(message: str) -> Iterator[None]:
         yield
         return
     from rich.console import Console
+    from rich.live import Live
+    from rich.spinner import Spinner
 
-    status = Console(stderr=True).status(message)
-    timer = threading.Timer(DELAY, status.start)
+    # No redirection of stdout or stderr: gradlint redirects the model code's prints itself, and two
+    # redirections restored out of order would send the report to stderr.
+    live = Live(Spinner("dots", text=message), console=Console(stderr=True), transient=True,
+                redirect_stdout=False, redirect_stderr=False)
+    timer = threading.Timer(DELAY, live.start)
     timer.daemon = True
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
-        status.stop()
+        live.stop()

@@ -1,6 +1,8 @@
 """The process contract: exit codes, one-line errors, JSON on stdout, determinism."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -151,3 +153,32 @@ def test_zero_head_anchors_gsc_at_nearest_nonzero_spine_point(gradlint):
     assert gscs["head"] is None
     assert gscs["body.3"] == pytest.approx(1.0, abs=1e-6)
     assert gscs["x"] is not None and gscs["x"] > 0
+
+
+def test_progress_shows_on_a_terminal_only_for_steps_over_a_second(tmp_path):
+    import os
+    import pty
+
+    model = tmp_path / "slow.py"
+    model.write_text("import time\nimport torch.nn as nn\n\n\ndef build():\n    time.sleep(1.5)\n"
+                     "    return nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))\n")
+    env = {**os.environ, "NO_COLOR": "1"}
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "gradlint", str(model), "--format", "json"], stdout=subprocess.PIPE,
+                          stderr=follower, env=env, timeout=120)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert "gradlint: analysing" in b"".join(chunks).decode(errors="replace")
+    assert json.loads(proc.stdout)["results"][0]["ok"]            # stdout stays valid JSON
+    piped = subprocess.run([sys.executable, "-m", "gradlint", str(model)], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert "analysing" not in piped.stderr
