@@ -17,7 +17,7 @@ from .inputs import ProbeInputs
 from .paths import display_path, is_library_file
 from .load import LoadFailure, ModelSource, user_code
 from .report import AnalysisError, TargetResult, WhatIf
-from .rules import Rule, check, default_rules
+from .rules import Rule, check, suggest, suggesting
 
 
 
@@ -61,7 +61,8 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
     return (display_path(path) if path else None), line
 
 
-def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, path, line, rules=None) -> TargetResult:
+def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, path, line, rules=None,
+          context=None) -> TargetResult:
     if given is None:
         if opts.input_shape:
             shaped = probe_inputs.from_shape(model, opts.input_shape, opts.batch_size, opts.seed)
@@ -83,15 +84,14 @@ def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, 
             try:
                 variants.append(whatif.run(model, given, change, probed.graph, target=target, path=path,
                                            line=line, seed=opts.seed, draws=opts.draws, input_source=source,
-                                           rules=rules))
+                                           rules=rules, context=context))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
-    findings = check(report, rules)
-    suggesting = {r.code for r in (rules if rules is not None else default_rules()) if r.what_if}
-    if any(f.code in suggesting for f in findings):
+    findings = check(report, rules, context)
+    if suggesting(findings, rules):
         # Findings that suggest a gradlint.init change name only changes that really apply to this model.
         report = replace(report, applicable_changes=_applicable_changes(model, probed.graph))
-        findings = check(report, rules)
+        findings = suggest(findings, rules, report)
     findings, suppressed = suppress.split(report, findings)
     return TargetResult(target=target, report=report, findings=findings, what_if=tuple(variants),
                         suppressed=suppressed)
@@ -111,7 +111,8 @@ def _applicable_changes(model: nn.Module, graph=None) -> tuple[str, ...]:
     return tuple(fits)
 
 
-def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None) -> TargetResult:
+def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None,
+            context: Sequence[Rule] | None = None) -> TargetResult:
     """Construct, probe and judge one model named on the command line; failures become results.
 
     ``rules`` are the rule instances that apply to this model's file (default: the default rules).
@@ -134,7 +135,7 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequen
                 if device is not None:
                     given = given.map(lambda x: x.to(device))
         return _lint(model, given, "example_inputs" if given is not None else None, opts,
-                     source.target, source.path, source.line, rules)
+                     source.target, source.path, source.line, rules, context)
     except GradlintError as exc:
         message = str(exc)
         if not message.startswith(source.target) and not message.startswith(str(source.path)):

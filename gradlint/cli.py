@@ -154,7 +154,7 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...]) -> 
             model_file = getattr(source, "path", None)
             opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
             with progress.step(f"gradlint: analysing {source.target}"):
-                results.append(analyse(source, opts, settings.rules_for(model_file)))
+                results.append(analyse(source, opts, settings.rules_for(model_file), settings.context_rules()))
         except Exception as exc:  # noqa: BLE001
             results.append(_internal(getattr(source, "target", spec), exc))
     return results

@@ -146,6 +146,11 @@ class Settings:
         return [cls(**self.rule_options.get(cls.code, {})) for cls in known_rules()
                 if self.selected(cls) and not any(cls.code.startswith(e) for e in ignored)]
 
+    def context_rules(self) -> list[Rule]:
+        """Every rule on by default, with the configured options, selected or not: what the rules that
+        read other rules' findings (GL301, GL401) judge the model by."""
+        return [cls(**self.rule_options.get(cls.code, {})) for cls in known_rules() if cls.enabled_by_default()]
+
     def selected(self, rule: type[Rule]) -> bool:
         """The command line's entries decide the codes they match; the file's (or the defaults) the rest."""
         cli, own = self.cli_selection, self.selection

@@ -35,6 +35,7 @@ class Measure:
 
     norm: float | None = None
     numel: int = 0
+    positions: int | None = None          # positions per sample and unit (pixels, tokens; 1 for a vector)
     nonfinite: bool = False
     units_first: bool | None = None
     width: int | None = None
@@ -76,6 +77,11 @@ class Observer:
             return out
         m.norm = stats.frobenius(out)
         m.numel = out.numel()
+        if out.dim() >= 2:
+            units = out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]
+            m.positions = out.numel() // max(1, out.shape[0] * units)
+        elif out.dim() == 1:
+            m.positions = 1
         m.nonfinite = not math.isfinite(m.norm)
         if node.kind == ops.LAYER:
             m.width = int(out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
@@ -441,6 +447,16 @@ def spine_point_ids(graph: Graph, observer: Observer, spine: set[str]) -> list[s
             and (graph.nodes[i].kind in (ops.INPUT, ops.LAYER, ops.EMBEDDING) or i in merges)]
 
 
+def head_ids(points: list[str], observer: Observer) -> set[str]:
+    """The spine points after the network pooled its positions away (a classifier after global average
+    pooling or a class token): the GSC drops across the pooling, so they are left out of the fit."""
+    positions = [observer.measures[i].positions or 1 for i in points]
+    if max(positions, default=1) <= 1:
+        return set()
+    first = next((k for k, p in enumerate(positions) if p == 1 and max(positions[:k], default=1) > 1), None)
+    return set(points[first:]) if first is not None else set()
+
+
 def _shapes(inputs: ProbeInputs) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(s) for s in x.shape) for x in inputs.tensors())
 
@@ -452,6 +468,9 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
     if graph.tier == "hooks":
         # A chain of modules hides residual streams: only the inputs and the output are sure to be on the spine.
         spine = {i for i in spine if graph.nodes[i].kind == ops.INPUT or i in graph.outputs}
+    points = spine_point_ids(graph, obs, spine)
+    head = head_ids(points, obs)
+    body = [i for i in points if i not in head]
     layers: list[Layer] = []
     for i, n in graph.nodes.items():
         m = obs.measures.get(i)
@@ -467,7 +486,8 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
             rectified=c.rectified if c else None, family=n.family,
             path=n.path or path, line=n.line if n.path else line,
             weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
-            layers=n.layers if n.kind == ops.LAYER else None,
+            layers=n.layers if n.kind == ops.LAYER else None, positions=m.positions,
+            spine_point=i in points, head=i in head, gate=i in graph.gates,
         ))
     blocks: list[ResidualBlock] = []
     shares = _branch_shares(obs)
@@ -487,8 +507,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
     if all(b.branch_share is not None for b in blocks):
         outside = st.compositional_depth - sum(m.branch_depth for m in st.merges)
         paths = stats.effective_depth(outside, [(b.skip_depth, b.branch_depth, b.branch_share) for b in blocks])
-    points = spine_point_ids(graph, obs, spine)
-    fit = stats.explosion_fit([st.depth[i] for i in points], [obs.measures[i].gsc for i in points])
+    fit = stats.explosion_fit([st.depth[i] for i in body], [obs.measures[i].gsc for i in body])
     gsc_max = max((obs.measures[i].gsc for i in points), default=None)
     gsc_input = None
     if points:
@@ -509,7 +528,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
         min_relative_spread=min((x.relative_spread for x in nonlin if x.relative_spread is not None), default=None),
         mean_orthogonality_defect=sum(defects) / len(defects) if defects else None,
         min_preact_std=min((x.preact_std for x in nonlin), default=None),
-        spine_points=len(points),
+        spine_points=len(points), fit_points=len(body),
         gsc_anchor=graph.nodes[anchor].name if anchor else None,
         parameter_coverage=coverage,
     )

@@ -40,6 +40,10 @@ class Layer:
     bias_cancelled_by: str | None = None   # the batch/instance norm right after this layer's bias
     library: str | None = None        # where inside an installed package the layer was constructed
     layers: int | None = None         # depth-bearing layers it stands for (a stacked RNN: its stacked layers)
+    positions: int | None = None      # positions per sample and unit (pixels, tokens; 1 for a vector)
+    spine_point: bool = False         # a point of the GSC profile: float input, embedding, spine layer, residual merge
+    head: bool = False                # after the network pooled its positions away: not in the explosion fit
+    gate: bool = False                # on a branch that multiplies another path (SE, GLU, x * tanh(...)): not a depth link
 
 
 # A branch larger than its skip (dilution k < 1) dominates the block; a branch that carries under 1%
@@ -84,6 +88,7 @@ class Summary:
     mean_orthogonality_defect: float | None
     min_preact_std: float | None = None
     spine_points: int = 0
+    fit_points: int = 0                 # spine points of the body (not the head) the explosion rate is fitted over
     gsc_anchor: str | None = None       # the node GSC is relative to, when not the output
     effective_depth_p5: int | None = None   # 5th and 95th percentile of the gradient path length
     effective_depth_p95: int | None = None

@@ -91,15 +91,18 @@ def _severity(cls: type[Rule]) -> str:
     return cls.severity if cls.enabled_by_default() else f"{cls.severity} (experimental, off by default)"
 
 
-def _examples(factories: Iterable[Callable]) -> list[str]:
+def _examples(factories: Iterable[Callable], trigger: bool) -> list[str]:
     lines = []
     for factory in factories:
+        bound = getattr(factory, "severity", None)
+        factory = getattr(factory, "factory", factory)
         func = factory.func if isinstance(factory, functools.partial) else factory
         name = getattr(func, "__qualname__", None) or type(func).__name__
         # A class's own docstring only: inherited ones (nn.Module's) say nothing about the example.
         doc = func.__dict__.get("__doc__") if isinstance(func, type) else getattr(func, "__doc__", None)
         first = inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else ""
-        lines.append(f"- `{name}`" + (f": {first}" if first else ""))
+        lines.append(f"- `{name}`" + (f" ({bound} at {'least' if trigger else 'most'})" if bound else "")
+                     + (f": {first}" if first else ""))
     return lines
 
 
@@ -132,10 +135,11 @@ def page(cls: type[Rule]) -> str:
     if not triggers and not clean:
         out.append("None yet.")
     if triggers:
-        out += ["Models that must trigger the rule (`triggers`):", "", *_examples(triggers)]
+        out += ["Models that must trigger the rule (`triggers`):", "", *_examples(triggers, True)]
     if clean:
         out += [""] if triggers else []
-        out += ["Models that must not trigger it (`clean`):", "", *_examples(clean)]
+        out += ["Models that must not trigger it, or not above the severity given (`clean`):", "",
+                *_examples(clean, False)]
     return "\n".join(out) + "\n"
 
 

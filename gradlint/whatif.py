@@ -19,7 +19,7 @@ from .rules import check
 
 
 def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph, *, target: str, path: str | None,
-        line: int | None, seed: int, draws: int, input_source: str, rules=None) -> WhatIf:
+        line: int | None, seed: int, draws: int, input_source: str, rules=None, context=None) -> WhatIf:
     """``graph`` is the probe's graph of ``model``: the copy reuses it, so nothing is traced again."""
     from . import init
 
@@ -36,7 +36,7 @@ def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph,
         return WhatIf(change, False, str(exc))
     report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
                        draws=draws, input_source=input_source, graph=variant_graph).report
-    findings, _ = suppress.split(report, check(report, rules))
+    findings, _ = suppress.split(report, check(report, rules, context))
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
 
 

@@ -10,6 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_collection_modifyitems(items):
+    """Tiers: `cli` for tests that run the command line in a subprocess (the `gradlint` fixture), `probe`
+    for the rest of a module marked probe.  `python -m pytest -m "not probe and not cli"` runs the
+    torch-free tier (rules on frozen reports, configuration parsing, rule docs) in seconds."""
+    for item in items:
+        if "gradlint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cli)
+
+
 class Run:
     def __init__(self, proc: subprocess.CompletedProcess):
         self.code = proc.returncode

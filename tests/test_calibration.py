@@ -13,6 +13,8 @@ from gradlint.rules import RULES
 from reference_models import (ResidualMLP, gaussian, mlp, pre_norm_transformer, resnet18_like, small_cnn, tokens,
                               vgg_like_bn)
 
+pytestmark = pytest.mark.probe
+
 
 def lint(model, *shape, batch=64):
     return gradlint.lint(model, gaussian(batch, *shape))

@@ -17,6 +17,8 @@ from gradlint.inputs import ProbeInputs
 
 from reference_models import gaussian
 
+pytestmark = pytest.mark.probe
+
 
 def _lint(model, *inputs, **kwargs):
     return gradlint.lint(model, inputs if len(inputs) != 1 else inputs[0], **kwargs)

@@ -268,6 +268,7 @@ def findings(result: dict) -> dict[str, str]:
     return {f["code"]: f["severity"] for f in result["findings"]}
 
 
+@pytest.mark.cli
 def test_each_target_gets_its_nearest_configuration(tmp_path):
     write(tmp_path, {
         "pyproject.toml": '[tool.gradlint]\nselect = ["GL2"]\n',   # above both repositories: never read
@@ -301,6 +302,7 @@ def test_each_target_gets_its_nearest_configuration(tmp_path):
     assert other["probe"]["seed"] == 0 and {"GL101", "GL301", "GL401"} <= set(findings(other))
 
 
+@pytest.mark.cli
 def test_command_line_beats_configuration_beats_defaults(tmp_path):
     write(tmp_path, {".git/HEAD": "", "model.py": MODEL, "pyproject.toml": """
         [tool.gradlint]
@@ -321,6 +323,7 @@ def test_command_line_beats_configuration_beats_defaults(tmp_path):
     assert result["probe"]["seed"] == 5
 
 
+@pytest.mark.cli
 def test_a_bad_configuration_stops_the_run_with_one_line(tmp_path):
     write(tmp_path, {".git/HEAD": "", "model.py": MODEL, "sub/model.py": MODEL,
                      "sub/pyproject.toml": '[tool.gradlint]\nselct = ["GL1"]\n'})
@@ -332,12 +335,14 @@ def test_a_bad_configuration_stops_the_run_with_one_line(tmp_path):
     assert bad_option.stderr.startswith('gradlint: error: --select: unknown rule code or prefix "GL999"')
 
 
+@pytest.mark.cli
 def test_isolated_ignores_configuration_files(tmp_path):
     write(tmp_path, {".git/HEAD": "", "model.py": MODEL, "pyproject.toml": '[tool.gradlint]\nselect = ["GL3"]\n'})
     run = gradlint_in(tmp_path, "model.py", "--isolated", "--format", "json")
     assert run.code == 1 and {"GL101", "GL301", "GL401"} <= set(findings(run.json()["results"][0]))
 
 
+@pytest.mark.cli
 def test_config_option_uses_a_gradlint_toml_for_every_target(tmp_path):
     write(tmp_path, {
         ".git/HEAD": "",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+pytestmark = pytest.mark.probe
+
 transformers = pytest.importorskip("transformers")
 
 import gradlint  # noqa: E402

@@ -25,6 +25,8 @@ from gradlint.init import InitChanges, InitError
 
 from reference_models import ResidualMLP, SmallResNet, gaussian, mlp, small_cnn
 
+pytestmark = pytest.mark.probe
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,8 @@ from gradlint.paths import display_path, is_installed_file, is_library_file
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.probe
+
 FAKELIB_MODELS = '''\
 import torch.nn as nn
 

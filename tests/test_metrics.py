@@ -23,6 +23,8 @@ from torch.autograd.functional import jacobian
 import gradlint
 from gradlint import stats
 
+pytestmark = pytest.mark.probe
+
 
 # --------------------------------------------------------------------------- helpers
 

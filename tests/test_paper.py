@@ -9,6 +9,8 @@ import gradlint
 from gradlint import paper
 from gradlint.init import looks_linear_
 
+pytestmark = pytest.mark.probe
+
 
 def build(name: str):
     torch.manual_seed(0)

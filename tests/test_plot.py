@@ -12,6 +12,8 @@ import torch.nn as nn
 import gradlint
 from gradlint.render.plot import PlotError, panel_data, plot
 
+pytestmark = pytest.mark.probe
+
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                       reason="matplotlib is not installed")
 

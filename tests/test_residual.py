@@ -11,6 +11,8 @@ import gradlint
 from gradlint import stats
 from reference_models import SmallResNet, gaussian, mlp, small_cnn
 
+pytestmark = pytest.mark.probe
+
 
 def batch_relu_branch(width: int, layers: int, scale: float) -> nn.Module:
     """The paper's k-dilution check: a 6-layer batch-ReLU stack followed by a linear layer, scaled."""

@@ -10,6 +10,8 @@ from gradlint.load import LoadFailure, resolve
 
 from reference_models import ResidualMLP, gaussian
 
+pytestmark = pytest.mark.probe
+
 
 def test_discovery_finds_instances_zero_arg_classes_and_factories_only():
     sources = resolve("tests/fixtures/multi.py")

@@ -2,7 +2,11 @@
 
 import textwrap
 
+import pytest
+
 from gradlint import suppress
+
+pytestmark = pytest.mark.probe
 
 MODEL = '''
 import torch.nn as nn

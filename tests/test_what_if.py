@@ -10,6 +10,8 @@ import gradlint
 from gradlint import whatif
 from reference_models import ResidualMLP, gaussian, mlp
 
+pytestmark = pytest.mark.probe
+
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs gradlint[plot]")
 
 

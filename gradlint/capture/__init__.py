@@ -16,7 +16,7 @@ from .. import ops
 from ..errors import one_line
 from . import export as export_tier
 from . import fx as fx_tier
-from .base import ALIAS_META, META, OUTPUT, Graph, Node, canonical_names, structure_of
+from .base import ALIAS_META, META, OUTPUT, Graph, Node, canonical_names, gate_branches, structure_of
 from . import blocks
 from .classify import Classifier, arg_nodes
 
@@ -49,6 +49,7 @@ def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, t
     structure = structure_of(nodes, outputs)
     graph = Graph(tier, nodes, outputs, structure, fx_graph=fx_graph, root=root, written=_written(fx_graph),
                   measured_params=_measured_params(root, fx_graph, model, structure.reachable))
+    graph.gates = gate_branches(graph)
     blocks.split_block_inputs(graph)
     return graph
 
@@ -64,7 +65,7 @@ def rebind(graph: Graph, model: nn.Module) -> Graph:
         root = torch_fx.GraphModule({t: _lookup(model, t, graph.root) for t in targets}, graph.fx_graph,
                                     type(model).__name__)
     return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, fx_graph=graph.fx_graph, root=root,
-                 note=graph.note, written=graph.written, measured_params=graph.measured_params)
+                 note=graph.note, written=graph.written, measured_params=graph.measured_params, gates=graph.gates)
 
 
 def _lookup(model: nn.Module, target: str, fallback: nn.Module):

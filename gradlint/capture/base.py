@@ -70,6 +70,7 @@ class Graph:
     note: str | None = None                     # why earlier tiers could not capture the model
     written: frozenset[str] = frozenset()       # values written in place later: the probe hands on a copy
     measured_params: frozenset[str] = frozenset()   # parameters (qualified names) read by an op the capture knows
+    gates: frozenset[str] = frozenset()         # nodes on a branch that multiplies another path (see gate_branches)
     _users: dict[str, list[str]] | None = field(default=None, repr=False)
     _gm: fx.GraphModule | None = field(default=None, repr=False)
 
@@ -131,3 +132,43 @@ def canonical_names(model: nn.Module) -> dict[str, str]:
     """Every name a parameter is reachable by -> its first name (``lm_head.weight`` -> ``wte.weight``)."""
     first = parameter_names(model)
     return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
+
+
+def gate_branches(graph: Graph) -> frozenset[str]:
+    """Nodes on a multiplicative gate branch: a nonlinearity whose value, through views, scaling and
+    adding constants, multiplies another data path (squeeze-excitation's sigmoid, a GLU's gate, the
+    tanh inside GPT-2's GELU formula), with everything that feeds it and not the other path.  Such a
+    branch modulates the path it multiplies; it is not a link of the depth path."""
+    gates: set[str] = set()
+    for n in graph.nodes.values():
+        if n.kind != ops.NONLINEARITY or n.id not in graph.structure.reachable:
+            continue
+        chain, cur = [n.id], n.id
+        for _ in range(6):
+            users = [u for u in graph.users(cur) if u != OUTPUT and graph.nodes[u].kind != ops.SHAPE]
+            if len(users) != 1:
+                break
+            user = graph.nodes[users[0]]
+            live = graph.live_preds(user.id)
+            if user.row == "mul" and len(live) >= 2:
+                others = [p for p in live if p != cur]
+                branch = _ancestors(graph, n.id) - set().union(*(_ancestors(graph, p) for p in others))
+                gates.update(branch | set(chain))
+                break
+            if user.kind in (ops.VIEW, ops.RESHAPE, ops.SCALE, ops.OTHER) and len(live) == 1:
+                chain.append(user.id)  # a view, scaling by a number, adding a constant (1 + tanh(...))
+                cur = user.id
+                continue
+            break
+    return frozenset(gates)
+
+
+def _ancestors(graph: Graph, node_id: str) -> set[str]:
+    """``node_id`` and every node reachable from the inputs that its value depends on."""
+    seen, todo = {node_id}, [node_id]
+    while todo:
+        for p in graph.live_preds(todo.pop()):
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return seen

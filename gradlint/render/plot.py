@@ -33,7 +33,6 @@ from ..report import ModelReport
 
 SUFFIXES = (".png", ".svg")
 PANELS = ("gsc", "preact_std", "sign_diversity")
-SPINE_KINDS = ("input", "layer", "embedding")
 MISSING = "--plot needs matplotlib: pip install 'gradlint[plot]'"
 SUPTITLE = "gradlint: GSC, pre-activation std and sign diversity against depth (Philipp et al., Fig. 1)"
 XLABEL = "depth (layers to the output)"
@@ -53,12 +52,11 @@ def panel_data(report: ModelReport) -> dict[str, list[tuple[float, float]]]:
     ``sign_diversity``: every nonlinearity.  Points without a depth or a finite value are left out,
     and so are GSC and std values that are not positive (no place on a log axis).
     """
-    merges = {b.merge for b in report.residual_blocks}
     data: dict[str, list[tuple[float, float]]] = {k: [] for k in PANELS}
     for x in report.layers:
         if x.depth is None:
             continue
-        if x.spine and (x.kind in SPINE_KINDS or x.name in merges) and _finite(x.gsc) and x.gsc > 0:
+        if x.spine_point and _finite(x.gsc) and x.gsc > 0:
             data["gsc"].append((float(x.depth), float(x.gsc)))
         if x.kind == "nonlinearity":
             if _finite(x.preact_std) and x.preact_std > 0:

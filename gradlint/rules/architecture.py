@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ..report import Layer, ModelReport
+from ..report import DOMINANT_DILUTION, Layer, ModelReport
 from . import examples as ex
-from .base import Rule, depth_layers, fmt, grade, residual_fix, span
-from .orthogonality import shows_pathology
+from .base import Rule, at_least, depth_layers, fmt, grade, pathology, residual_fix, span
 
 
 def plain_runs(report: ModelReport) -> list[list[Layer]]:
@@ -31,8 +30,11 @@ class DeepPlainStack(Rule):
     their effects compound layer by layer. A residual connection dilutes each block
     (GSC_block^2 = (k^2 + GSC_branch^2)/(k^2 + 1)), so a ResNet's effective depth grows gently.
 
-    Defaults: 20 layers. `warning` when the model also explodes or collapses, else `info`.
-    (VGG-16 has 16 depth-bearing layers and trains with BN; the paper's 50-layer MLPs fail.)
+    Defaults: 20 layers. `warning` when the model also explodes or collapses (a GL1xx or GL2xx finding
+    at warning or above), else `info`. VGG-16 and VGG-19 have 16 and 19 depth-bearing layers and train
+    with BN (torchvision's vgg19_bn: no finding); the paper's 50-layer MLPs fail; He et al.'s plain
+    34-layer BN net trains worse than the 18-layer one, and a plain 30-layer BN-ReLU conv stack is a
+    warning here through its explosion (GL101).
 
     Example:
     `nn.Sequential` of 50 `Linear -> BatchNorm1d -> ReLU` blocks.
@@ -51,15 +53,16 @@ class DeepPlainStack(Rule):
     summary = "many depth-bearing layers in a row without a residual connection"
     options = {"length": 20}
     what_if = ('looks-linear',)
-    triggers = (ex.batch_relu_mlp,)
-    clean = (ex.residual_mlp, ex.shallow_mlp)
+    triggers = (ex.batch_relu_mlp, at_least(ex.plain_bn_relu_cnn, "warning"))
+    clean = (ex.residual_mlp, ex.shallow_mlp, ex.vgg19_bn_like)
+    after_others = True
 
-    def check(self, report: ModelReport):
+    def check_after(self, report: ModelReport, earlier):
         runs = [r for r in plain_runs(report) if len(r) >= self.opts["length"]]
         if not runs:
             return
         run = max(runs, key=len)
-        severity = "warning" if shows_pathology(report) else "info"
+        severity = "warning" if pathology(earlier) else "info"
         yield self.finding(
             report, layer=run[0], severity=severity, value=float(len(run)), threshold=float(self.opts["length"]),
             message=f"{len(run)} depth-bearing layers in a row without a residual connection ({span(run)})",
@@ -175,7 +178,7 @@ class DominantResidualBranch(Rule):
     name = "dominant-residual-branch"
     severity = "warning"
     summary = "residual branches larger than their skip (dilution k < 1)"
-    options = {"dilution": 1.0, "fraction": 0.25, "gsc": 10.0}
+    options = {"dilution": DOMINANT_DILUTION, "fraction": 0.25, "gsc": 10.0}
     what_if = ("zero-residual",)
     triggers = (ex.dominant_branch_resnet,)
     clean = (ex.diluted_resnet, ex.residual_mlp)

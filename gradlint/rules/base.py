@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import changes
 from ..report import Finding, Layer, ModelReport
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A rule example with a severity bound: a trigger the rule must flag at least at ``severity``, or a
+    clean model it may flag at most at ``severity`` (e.g. VGG-19-BN: GL101 info, never a warning)."""
+
+    factory: Callable[[], tuple]
+    severity: str
+
+    def __call__(self) -> tuple:
+        return self.factory()
+
+    @property
+    def __name__(self) -> str:
+        return self.factory.__name__
+
+
+def at_least(factory: Callable[[], tuple], severity: str) -> Bounded:
+    return Bounded(factory, severity)
+
+
+def at_most(factory: Callable[[], tuple], severity: str) -> Bounded:
+    return Bounded(factory, severity)
 
 
 class Rule:
@@ -27,6 +52,9 @@ class Rule:
     # Model factories (gradlint.rules.examples) this rule must flag, and ones it must not.
     triggers: ClassVar[tuple[Callable[[], tuple], ...]] = ()
     clean: ClassVar[tuple[Callable[[], tuple], ...]] = ()
+    # Rules that read the other rules' findings (whether the model explodes or collapses) set this and
+    # implement ``check_after``; they run once every other rule has.
+    after_others: ClassVar[bool] = False
 
     def __init__(self, **overrides: float) -> None:
         unknown = set(overrides) - set(self.options)
@@ -35,6 +63,10 @@ class Rule:
         self.opts = {**self.options, **overrides}
 
     def check(self, report: ModelReport) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def check_after(self, report: ModelReport, earlier: tuple[Finding, ...]) -> Iterable[Finding]:
+        """For ``after_others`` rules: ``earlier`` are the findings of every other rule that ran."""
         raise NotImplementedError
 
     @classmethod
@@ -46,9 +78,6 @@ class Rule:
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
                 value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
         path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
-        change = next((c for c in self.what_if if change_fits(report, c)), None)
-        if change is not None:
-            recommendation = f"{recommendation.rstrip()} {what_if_hint(report, change)}"
         return Finding(
             code=self.code, name=self.name, severity=severity or self.severity, message=message,
             recommendation=recommendation, layer=layer.name if layer is not None else None,
@@ -57,9 +86,15 @@ class Rule:
         )
 
 
-def change_fits(report: ModelReport, change: str) -> bool:
-    """Whether gradlint.init can apply ``change`` to this model (checked by the caller, kept in the report)."""
-    return change in report.applicable_changes
+def pathology(findings: Iterable[Finding]) -> bool:
+    """The model explodes, vanishes or collapses: a gradient-scale (GL1) or collapsing-domain (GL2)
+    finding at warning or above."""
+    return any(f.severity != "info" and f.code.startswith(("GL1", "GL2")) for f in findings)
+
+
+# Below this relative spread a nonlinearity's domain has collapsed (GL201's warning level); the other
+# collapse rules leave such layers to GL201, since their statistics are then degenerate.
+COLLAPSED_SPREAD = 0.1
 
 
 def what_if_hint(report: ModelReport, change: str) -> str:
@@ -95,19 +130,18 @@ def nonlinearities(report: ModelReport) -> Iterator[Layer]:
 
 
 def spine_points(report: ModelReport) -> list[Layer]:
-    """Where the GSC profile is read: float inputs, depth-bearing spine layers, residual merges."""
-    merges = {b.merge for b in report.residual_blocks}
-    return [x for x in report.layers if x.spine and x.gsc is not None and x.depth is not None
-            and (x.kind in ("input", "layer", "embedding") or x.name in merges)]
+    """Where the GSC profile is read (the probe marks them: float inputs, embedding outputs, depth-bearing
+    spine layers, residual merges)."""
+    return [x for x in report.layers if x.spine_point]
 
 
 def depth_layers(report: ModelReport) -> list[Layer]:
     return [x for x in report.layers if x.kind == "layer"]
 
 
-def collapsed(layer: Layer, spread: float) -> bool:
+def collapsed(layer: Layer) -> bool:
     """The layer's domain has collapsed (GL201's business): its other statistics are degenerate."""
-    return layer.relative_spread is not None and layer.relative_spread < spread
+    return layer.relative_spread is not None and layer.relative_spread < COLLAPSED_SPREAD
 
 
 def residual_fix(report: ModelReport) -> str:

@@ -289,3 +289,78 @@ def opaque_function_model():
             return self.head(torch.relu(ScaledMatmul.apply(self.inp(x), self.weight)))
 
     return Opaque(), (_x(32, 16),)
+
+
+def squeeze_excitation_net():
+    """Conv -> BN -> ReLU blocks, each with a squeeze-excitation gate (pool -> 1x1 conv -> ReLU -> 1x1 conv
+    -> sigmoid, multiplying the block): on Gaussian images the gate's sigmoid is nearly linear, by design."""
+    torch, nn = _torch()
+
+    class SE(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc1, self.act, self.fc2, self.gate = nn.Conv2d(c, c // 4, 1), nn.ReLU(), nn.Conv2d(c // 4, c, 1), nn.Sigmoid()
+
+        def forward(self, x):
+            return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+    layers = [nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()]
+    for _ in range(4):
+        layers += [nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), SE(32)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), (_x(16, 3, 16, 16),)
+
+
+def pooler_tanh_head():
+    """An encoder whose classifier sits behind one tanh on a pooled vector (BERT's pooler): one
+    pseudo-linear nonlinearity costs one layer of depth, at most info."""
+    torch, nn = _torch()
+
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(32, 64), nn.LayerNorm(64), nn.GELU(), nn.Linear(64, 64), nn.LayerNorm(64))
+            self.pooler = nn.Linear(64, 64)
+            self.act = nn.Tanh()
+            self.head = nn.Linear(64, 4)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):  # BERT's init: N(0, 0.02), zero bias
+                    nn.init.normal_(m.weight, std=0.02)
+                    nn.init.zeros_(m.bias)
+
+        def forward(self, x):
+            return self.head(self.act(self.pooler(self.body(x).mean(1))))
+
+    return Pooled(), (_x(16, 12, 32),)
+
+
+def _conv_stack(widths: list, hidden: int, classes: int = 10):
+    """3x3 conv -> BN -> ReLU layers (a number in ``widths``; "M" is a 2x2 max pool), global average
+    pooling and a linear classifier; torchvision's init (kaiming_normal_ fan_out for convs)."""
+    torch, nn = _torch()
+    layers, cin = [], 3
+    for v in widths:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+            cin = v
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, hidden), nn.ReLU(),
+                          nn.Linear(hidden, classes))
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+def plain_bn_relu_cnn():
+    """30 plain 3x3 conv -> BN -> ReLU layers in three stages, a pooled head: He et al.'s degradation
+    problem (their plain-34 trains worse than plain-18; the residual version does not)."""
+    return _conv_stack([16] * 10 + ["M"] + [32] * 10 + ["M"] + [64] * 10, 64), (_x(8, 3, 32, 32),)
+
+
+def vgg19_bn_like():
+    """VGG-19's 16 conv -> BN -> ReLU layers (narrow, 32x32 inputs) and a pooled head: trains with its
+    standard recipe; its gradient grows ~1.2x per layer, but over 16 layers only."""
+    return _conv_stack([16, 16, "M", 32, 32, "M", 64, 64, 64, 64, "M", 128, 128, 128, 128, "M",
+                        128, 128, 128, 128], 128), (_x(8, 3, 32, 32),)

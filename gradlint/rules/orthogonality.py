@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from ..report import ModelReport
 from . import examples as ex
-from .base import Rule, depth_layers, fmt, span
-from .collapse import DomainCollapse, PseudoLinear, SignDiversityCollapse
-from .gradient import ExplodingGradients, VanishingGradients
-
-
-def shows_pathology(report: ModelReport) -> bool:
-    """Explosion, vanishing or collapse: GL101, GL102 or GL201-GL203 (default options) at warning or above."""
-    judges = (ExplodingGradients(), VanishingGradients(), DomainCollapse(), SignDiversityCollapse(), PseudoLinear())
-    return any(f.severity != "info" for rule in judges for f in rule.check(report))
+from .base import Rule, depth_layers, fmt, pathology, span
 
 
 class NonOrthogonalInit(Rule):
@@ -28,7 +20,7 @@ class NonOrthogonalInit(Rule):
     a defect of about 1 when square.
 
     Defaults: `info`, when the mean defect is above 0.3 and the model also shows a pathology at
-    warning level. Orthogonal weights alone do not remove the explosion caused by batch norm; the
+    warning level (a GL1xx or GL2xx finding at warning or above). Orthogonal weights alone do not remove the explosion caused by batch norm; the
     message is a pointer, not a diagnosis.
 
     Example:
@@ -53,10 +45,11 @@ class NonOrthogonalInit(Rule):
     what_if = ('looks-linear', 'orthogonal')
     triggers = (ex.batch_relu_mlp,)
     clean = (ex.orthogonal_batch_relu_mlp, ex.residual_mlp)
+    after_others = True
 
-    def check(self, report: ModelReport):
+    def check_after(self, report: ModelReport, earlier):
         mean = report.summary.mean_orthogonality_defect
-        if mean is None or mean <= self.opts["info"] or not shows_pathology(report):
+        if mean is None or mean <= self.opts["info"] or not pathology(earlier):
             return
         layers = [x for x in depth_layers(report) if x.orthogonality_defect is not None
                   and x.orthogonality_defect > self.opts["info"]]
