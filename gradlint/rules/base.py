@@ -135,6 +135,20 @@ def spine_points(report: ModelReport) -> list[Layer]:
     return [x for x in report.layers if x.spine_point]
 
 
+def plain_runs(report: ModelReport) -> list[list[Layer]]:
+    """Runs of consecutive depth-bearing spine layers with no residual merge between them."""
+    merges = {b.merge for b in report.residual_blocks}
+    runs: list[list[Layer]] = [[]]
+    for x in report.layers:
+        if not x.spine:
+            continue
+        if x.name in merges:
+            runs.append([])
+        elif x.kind == "layer":
+            runs[-1].append(x)
+    return [r for r in runs if r]
+
+
 def depth_layers(report: ModelReport) -> list[Layer]:
     return [x for x in report.layers if x.kind == "layer"]
 

@@ -159,11 +159,12 @@ class PseudoLinear(Rule):
     tanh is the identity on its domain. One pseudo-linear nonlinearity (the tanh of BERT's pooler, in
     front of a classifier) costs one layer of depth and is a remark, not a defect.
 
-    Defaults: a nonlinearity is pseudo-linear below 0.01 (`pseudo-linear`). `info` for a run of 1-2,
-    `warning` from 3 (`warning`), `error` from 10 (`error`) in a row. Measured: the paper's 50-layer tanh
-    MLP (LeCun init) has 47 in a row (scores 0.0079 down to 2e-5: error); layer-norm-tanh (0.054),
+    Defaults: a nonlinearity is pseudo-linear below 0.01 (`pseudo-linear`); `warning` from 3 in a row
+    (`warning`), `error` from 10 (`error`); shorter runs are not reported. Measured: the paper's 50-layer
+    tanh MLP (LeCun init) has 47 in a row (scores 0.0079 down to 2e-5: error); layer-norm-tanh (0.054),
     batch-tanh (0.058) and SeLU (0.018) have none; BERT's pooler tanh 6e-4 (4 layers, width 128) and
-    0.009 (BERT-base) is a run of 1 (info); healthy GELU in a pre-norm Transformer 0.19. ReLU-family
+    0.009 (BERT-base) is a run of 1, timm's nfnet_l0 at 64x64 inputs a run of 2 in its last stage (none
+    at 224x224): not reported; healthy GELU in a pre-norm Transformer 0.19. ReLU-family
     layers are judged by GL202 instead (for them pseudo-linearity is the loss of sign diversity);
     layers whose domain collapsed (GL201) are left to that rule; gates (squeeze-excitation sigmoids in
     MobileNetV3, EfficientNet and RegNetY, GLU gates, the tanh inside GPT-2's GELU formula: a
@@ -189,7 +190,7 @@ class PseudoLinear(Rule):
     what_if = ('looks-linear', 'orthogonal')
     triggers = (at_least(ex.lecun_tanh_mlp, "error"),)
     clean = (ex.layer_norm_tanh_mlp, ex.looks_linear_mlp, ex.squeeze_excitation_net,
-             at_most(ex.pooler_tanh_head, "info"))
+             ex.pooler_tanh_head)
 
     def check(self, report: ModelReport):
         sequence = [x for x in judged(report) if not collapsed(x)]
@@ -202,22 +203,20 @@ class PseudoLinear(Rule):
         run = max(runs, key=len)
         if not run:
             return
-        severity = ("error" if len(run) >= self.opts["error"] else
-                    "warning" if len(run) >= self.opts["warning"] else "info")
+        if len(run) < self.opts["warning"]:
+            return  # a layer or two of depth lost is not worth a remark (and flips with the input size)
+        severity = "error" if len(run) >= self.opts["error"] else "warning"
         worst = min(run, key=lambda x: x.nonlinearity)
         std = f", pre-activation std {fmt(worst.preact_std)}" if worst.family == "saturating" else ""
         total = sum(len(r) for r in runs)
         others = (f"; {total} of {len(sequence)} judged nonlinearities are below {self.opts['pseudo-linear']:g}"
                   if total > len(run) else "")
-        if len(run) == 1:
-            what = f"{worst.name} ({worst.op}) is pseudo-linear: 1 - corr^2 = {fmt(worst.nonlinearity)}{std}; one layer of depth lost"
-        else:
-            what = (f"{len(run)} nonlinearities in a row are pseudo-linear ({run[0].name}..{run[-1].name}): their layers "
-                    f"compose into one linear map, {len(run)} layers of depth lost; lowest 1 - corr^2 = "
-                    f"{fmt(worst.nonlinearity)} at {worst.name} ({worst.op}){std}")
+        what = (f"{len(run)} nonlinearities in a row are pseudo-linear ({run[0].name}..{run[-1].name}): their layers "
+                f"compose into one linear map, {len(run)} layers of depth lost; lowest 1 - corr^2 = "
+                f"{fmt(worst.nonlinearity)} at {worst.name} ({worst.op}){std}")
         yield self.finding(
             report, layer=worst, severity=severity, value=float(len(run)),
-            threshold=float(self.opts[severity] if severity != "info" else 1),
+            threshold=float(self.opts[severity]),
             message=what + others,
             recommendation="Add residual connections or normalise before the nonlinearity; with fewer, wider "
                            "layers each nonlinearity keeps a larger domain.",
