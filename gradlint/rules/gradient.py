@@ -24,12 +24,15 @@ class ExplodingGradients(Rule):
 
     Defaults (measured with gradlint on the paper's 50-layer width-100 MLPs, on healthy references
     and on stock architectures at their library init, `benchmarks/zoo.py` and
-    `benchmarks/stability.py`): `info` at GSC >= 3, `warning` at 200, `error` at 1000. The paper's
+    `benchmarks/stability.py`): `info` at GSC >= 15, `warning` at 200, `error` at 1000. The paper's
     exploding nets: batch-ReLU ~5e3-1e4, batch-tanh ~110, layer-norm-tanh 60-75, SeLU 6-7 (the last
     three are warnings through their rate, see below). Stock nets that train with their standard
-    recipes stay below 200 at 64x64 and 224x224 inputs: torchvision resnet50 at its default init
-    36-102 (1 with `zero_init_residual=True`, which torchvision offers for it), vgg19_bn 25, timm
-    deit_tiny 31 (at its first block, not growing with depth), efficientnet_b0 4-11, the rest ~1-5.
+    recipes, at 64x64 and 224x224 inputs: torchvision resnet50 at its default init 36-102 (1 with
+    `zero_init_residual=True`, which torchvision offers for it), vgg19_bn 17-25, timm deit_tiny 30
+    (at its first block, not growing with depth): info; densenet121 5-13.5, efficientnet_b0 4.3-10.7,
+    mobilenet_v3_small 3.4-6.3, resnet18 1.5-3.9, the rest ~1: nothing. The levels sit in the gaps of
+    these ranges, so that a model's verdict does not change with the input size (an `info` at 3
+    flipped resnet18 between clean and info).
     The explosion rate r is fitted over the body of the network: spine points after the network
     pools its positions away (a CNN's classifier after global pooling, a class-token head) are left
     out, since the GSC drops across pooling by a factor that says nothing about depth. A rate
@@ -63,7 +66,7 @@ class ExplodingGradients(Rule):
     name = "exploding-gradients"
     severity = "error"
     summary = "the Gradient Scale Coefficient grows large toward the input"
-    options = {"info": 3.0, "warning": 200.0, "error": 1000.0, "rate": 1.03, "min-r2": 0.95, "min-points": 20,
+    options = {"info": 15.0, "warning": 200.0, "error": 1000.0, "rate": 1.03, "min-r2": 0.95, "min-points": 20,
                "min-plain": 20}
     what_if = ('zero-residual', 'looks-linear')
     triggers = (ex.batch_relu_mlp, ex.layer_norm_tanh_mlp, ex.dominant_branch_resnet,
