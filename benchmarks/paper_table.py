@@ -21,7 +21,7 @@ import torch
 import gradlint
 from gradlint import paper
 from gradlint.init import looks_linear_
-from gradlint.render.text import verdict
+from gradlint.render import verdict
 
 ROWS = [
     ("ReLU", lambda: paper.mlp("relu")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -112,7 +112,7 @@ def _applicable_changes(model: nn.Module, graph=None) -> tuple[str, ...]:
 
 
 def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequence[Rule] | None = None,
-            context: Sequence[Rule] | None = None) -> TargetResult:
+            context: Sequence[Rule] | None = None, on_step: Callable[[str], None] | None = None) -> TargetResult:
     """Construct, probe and judge one model named on the command line; failures become results.
 
     ``rules`` are the rule instances that apply to this model's file (default: the default rules).
@@ -122,6 +122,8 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequen
                             traceback=source.traceback)
     try:
         torch.manual_seed(opts.seed)  # the model's own init draws from the global RNG: make it reproducible
+        if on_step:
+            on_step("construct")
         model = source.construct()
         if opts.device or opts.dtype:
             model = model.to(device=opts.device, dtype=getattr(torch, opts.dtype) if opts.dtype else None)
@@ -134,6 +136,8 @@ def analyse(source: ModelSource | LoadFailure, opts: ProbeOptions, rules: Sequen
                 given = ProbeInputs.of(value)
                 if device is not None:
                     given = given.map(lambda x: x.to(device))
+        if on_step:
+            on_step("probe")
         return _lint(model, given, "example_inputs" if given is not None else None, opts,
                      source.target, source.path, source.line, rules, context)
     except GradlintError as exc:

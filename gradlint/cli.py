@@ -11,8 +11,9 @@ import click
 
 from . import __version__
 from .config import Overrides, Probe, Resolver, Selection, Settings, parse_codes
-from .errors import GradlintError, one_line
+from .errors import GradlintError, NoModelError, UsageError, one_line
 from .paths import split_target
+from .render import FORMATS, Output, render, repository_root
 from .report import SEVERITY_RANK, AnalysisError, TargetResult
 from .changes import CHANGES
 
@@ -21,8 +22,8 @@ class _DefaultCheck(click.Group):
     """``gradlint PATH`` means ``gradlint check PATH``."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["check", *args]
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["check", *args]  # a bare `gradlint` analyses the configured models
         return super().parse_args(ctx, args)
 
 
@@ -46,9 +47,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 # Options a configuration can also set default to None: the command line beats the file, the file the default.
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), help="Output format.  [default: text]")
+@click.option("--format", "output_format", type=click.Choice(list(FORMATS)),
+              help="Output format: text, json (schema docs/schema/gradlint-1.json), sarif (SARIF 2.1.0, for code "
+                   "scanning), github (workflow annotations), markdown (a pull-request comment).  [default: text]")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in the text report: auto follows the terminal, NO_COLOR and FORCE_COLOR.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]),
               help="Exit 1 when a finding at or above this severity is found.  [default: error]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are found (2 still means failure).")
@@ -75,10 +82,23 @@ def main() -> None:
               help="Use this configuration for every target instead of discovering pyproject.toml files: a "
                    "pyproject.toml ([tool.gradlint]) or any other TOML file with the same keys at the top level.")
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a model that takes longer (import, construction and probe) and report it as not analysed.")
+@click.option("--changed-files", is_flag=True,
+              help="TARGETS are files that changed (pre-commit passes them): run the configured models that are "
+                   "in them or import them, and any models they define; skip files without a model, with a note.")
+@click.option("--write-baseline", "write_baseline", is_flag=False, flag_value=".gradlint-baseline.json", default=None,
+              metavar="[FILE]", help="Record every model's findings and key figures as the baseline "
+                                     "(default FILE: .gradlint-baseline.json) and exit 0.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
+              help="Fail only on findings that are new since this baseline or whose value got worse beyond 25%; "
+                   "report stale entries and how many findings the baseline absorbed.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
-def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype, what_if,
-          plot_path, select, extend_select, ignore, config_file, isolated, debug):
-    """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME).
+def check(targets, output_format, output_path, color, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype, what_if,
+          plot_path, select, extend_select, ignore, config_file, isolated, timeout, changed_files, write_baseline,
+          baseline_path, debug):
+    """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
+    models listed in [tool.gradlint] models.
 
     Settings come from [tool.gradlint] in the nearest pyproject.toml that has it (see docs/configuration.md);
     options given here beat it.
@@ -90,6 +110,9 @@ def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, s
         if problem:
             click.echo(f"gradlint: error: {problem}", err=True)
             sys.exit(2)
+    if write_baseline and baseline_path:
+        click.echo("gradlint: error: --write-baseline and --baseline cannot be used together", err=True)
+        sys.exit(2)
     try:
         # Every configuration is read and checked before any model runs: a bad one stops the run.
         cli = Overrides(
@@ -97,38 +120,114 @@ def check(targets, output_format, fail_on, exit_zero, input_shape, batch_size, s
                                 parse_codes(ignore, "--ignore") or ()),
             fail_on=fail_on, output_format=output_format,
             probe=Probe(batch_size=batch_size, seed=seed, draws=draws, device=device, dtype=dtype,
-                        input_shape=input_shape))
+                        input_shape=input_shape), timeout=timeout)
         configs = Resolver(cli, config_file, isolated)
         run = configs.for_run()
-        plan = [(spec, configs.for_folder(_config_folder(spec))) for spec in targets]
+        plan, skippable = _plan(targets, changed_files, configs, run)
+        if baseline_path:  # read before any model runs: a bad baseline stops the run at once
+            from . import baseline
+
+            recorded = baseline.read(Path(baseline_path))
     except GradlintError as exc:
         click.echo(f"gradlint: error: {exc}", err=True)
         sys.exit(2)
     results: list[TargetResult] = []
     for spec, settings in plan:
-        results += _analyse_target(spec, settings, tuple(what_if))
+        found = _analyse_target(spec, settings, tuple(what_if), skip_if_empty=spec in skippable)
+        if found is None:
+            click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
+        else:
+            results += found
     for r in results:
         if not r.ok:
             click.echo(f"gradlint: error: {r.error.message}", err=True)
             if debug and r.traceback:
                 click.echo(r.traceback, err=True)
-    if run.output_format == "json":
-        from .render.json import render
+    root = repository_root()
+    comparison = None
+    if write_baseline:
+        from .baseline import write
 
-        sys.stdout.write(render(results))
-    else:
-        from rich.console import Console
-
-        from .render.text import render
-
-        console = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120,
-                          no_color="NO_COLOR" in os.environ)
-        render(results, console)
-    sys.stdout.flush()
-    code = exit_code(results, run.fail_on, exit_zero)
+        try:
+            count = write(results, Path(write_baseline), root)
+        except OSError as exc:
+            click.echo(f"gradlint: error: {write_baseline}: cannot write the baseline ({exc.strerror})", err=True)
+            sys.exit(2)
+        models = sum(r.ok for r in results)
+        click.echo(f"gradlint: wrote {write_baseline}: {count} finding{'s' * (count != 1)} of {models} "
+                   f"model{'s' * (models != 1)}", err=True)
+    elif baseline_path:
+        comparison = baseline.compare(results, recorded, root, baseline_path)
+        click.echo(f"gradlint: {baseline.summary_line(comparison)}", err=True)
+    rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
+    output = Output(results, tuple(sorted(rules.values(), key=lambda r: r.code)), root, comparison)
+    _emit(run.output_format, output, output_path, color)
+    code = exit_code(results, run.fail_on, exit_zero or bool(write_baseline), comparison)
     if plot_path:
         code = max(code, _plot(results, plot_path, debug))
     sys.exit(code)
+
+
+def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
+    """Write the report in ``fmt`` to ``path`` or stdout.  Machine formats are plain text; the text report
+    goes through rich, coloured as ``color`` says (auto: the terminal, NO_COLOR and FORCE_COLOR decide)."""
+    if fmt == "text":
+        import io
+
+        from rich.console import Console
+
+        from .render.text import render as render_text
+
+        sink = io.StringIO() if path else sys.stdout
+        tty = sink.isatty() if hasattr(sink, "isatty") else False
+        # auto: colour on a terminal unless NO_COLOR, or when FORCE_COLOR asks (rich reads both); never in
+        # a file written with --output.  always and never beat the environment.
+        if path and color == "auto":
+            color = "never"
+        console = Console(file=sink, highlight=False, width=None if tty else 120,
+                          force_terminal=True if color == "always" else False if color == "never" else None,
+                          no_color=False if color == "always" else True if color == "never" else None)
+        render_text(output.results, console)
+        text = sink.getvalue() if path else None
+    else:
+        text = render(fmt, output)
+        if fmt in ("github", "sarif") and os.environ.get("GITHUB_STEP_SUMMARY"):
+            # In GitHub Actions the whole report also goes to the job summary: annotations are capped per
+            # step, and a SARIF upload is not read by people.
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+                f.write(render("markdown", output))
+        if not path:
+            sys.stdout.write(text)
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+    sys.stdout.flush()
+
+
+def _plan(targets, changed_files: bool, configs: Resolver, run: Settings):
+    """(target, its settings) to analyse, and the targets that may turn out to hold no model (skipped)."""
+    from .project import affected, model_file
+
+    if not targets:
+        listed = run.model_targets()
+        if not listed:
+            where = f" ({run.path.name} has none)" if run.path else ""
+            raise UsageError(f"no targets, and no models listed in [tool.gradlint] models{where}; give a file to "
+                             "lint (gradlint model.py) or list models there")
+        return [(t, configs.for_folder(_config_folder(t))) for t in listed], set()
+    if not changed_files:
+        return [(spec, configs.for_folder(_config_folder(spec))) for spec in targets], set()
+    plan: dict[str, Settings] = {}
+    skippable = set()
+    root = repository_root()
+    for spec in targets:
+        settings = configs.for_folder(_config_folder(spec))
+        hits = affected(settings.model_targets(), Path(spec), root)
+        for t in hits:
+            plan.setdefault(t, configs.for_folder(_config_folder(t)))
+        if not any(model_file(t) == model_file(spec) for t in hits):
+            plan.setdefault(spec, settings)  # the file may define models of its own
+            skippable.add(spec)
+    return list(plan.items()), skippable
 
 
 def _config_folder(spec: str) -> Path:
@@ -137,27 +236,61 @@ def _config_folder(spec: str) -> Path:
     return Path(where).resolve().parent if is_file else Path.cwd()
 
 
-def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...]) -> list[TargetResult]:
-    """Every model ``spec`` names, each probed and judged with the settings for its file."""
-    from . import progress
-    from .api import ProbeOptions, analyse  # torch is imported only when a model is analysed
+def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
+                    skip_if_empty: bool = False) -> list[TargetResult] | None:
+    """Every model ``spec`` names, each probed and judged with the settings for its file, each in a child
+    process of its own (``gradlint.isolate``) bounded by the configured timeout.  None when the file
+    defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
+    from . import isolate, progress
+    from .api import ProbeOptions
+
+    isolate.prepare()  # what every child needs is imported here, once, before any child is forked
+    seed = ProbeOptions(**settings.probe_for(spec, None)).seed
+    with progress.step(f"gradlint: importing {spec}"):
+        listing = isolate.run(lambda step: _models_in(spec, seed), settings.timeout)
+    if not listing.ok:
+        return [_not_analysed(spec, listing)]
+    if not isinstance(listing.value, list):  # the target names no model: its one failure
+        failure = listing.value
+        if skip_if_empty and isinstance(failure.error, NoModelError):
+            return None
+        return [TargetResult(target=failure.target, error=AnalysisError(str(failure.error), failure.error.kind),
+                             traceback=failure.traceback)]
+    results = []
+    for target in listing.value:
+        with progress.step(f"gradlint: analysing {target}"):
+            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step), settings.timeout)
+        results.append(outcome.value if outcome.ok else _not_analysed(target, outcome))
+    return results
+
+
+def _models_in(spec: str, seed: int):
+    """The targets of the models ``spec`` names (``file.py:NAME``), or the failure saying why there are none."""
+    from .load import LoadFailure, resolve
+
+    sources = resolve(spec, seed)
+    failures = [s for s in sources if isinstance(s, LoadFailure)]
+    return failures[0] if failures else [s.target for s in sources]
+
+
+def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step) -> TargetResult:
+    from .api import ProbeOptions, analyse
     from .load import resolve
 
-    try:
-        with progress.step(f"gradlint: importing {spec}"):
-            sources = resolve(spec, ProbeOptions(**settings.probe_for(spec, None)).seed)
-    except Exception as exc:  # noqa: BLE001 - never a traceback without --debug
-        return [_internal(spec, exc)]
-    results = []
-    for source in sources:
-        try:
-            model_file = getattr(source, "path", None)
-            opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
-            with progress.step(f"gradlint: analysing {source.target}"):
-                results.append(analyse(source, opts, settings.rules_for(model_file), settings.context_rules()))
-        except Exception as exc:  # noqa: BLE001
-            results.append(_internal(getattr(source, "target", spec), exc))
-    return results
+    (source,) = resolve(target, seed)
+    model_file = getattr(source, "path", None)
+    opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
+    return analyse(source, opts, settings.rules_for(model_file), settings.context_rules(), on_step=step)
+
+
+def _not_analysed(target: str, outcome) -> TargetResult:
+    if outcome.kind in ("timeout", "crash"):
+        hint = ("raise --timeout or probe a smaller batch (--batch-size)" if outcome.kind == "timeout"
+                else "run it alone, and with --debug, to see where")
+        message = f"{target}: not analysed: {outcome.failure}; {hint}"
+    else:
+        message = f"{target}: internal error: {outcome.failure}; please report it (--debug shows the traceback)"
+    return TargetResult(target=target, error=AnalysisError(message, outcome.kind), traceback=outcome.traceback)
 
 
 def _plot(results: list[TargetResult], path: str, debug: bool) -> int:
@@ -182,17 +315,17 @@ def _plot(results: list[TargetResult], path: str, debug: bool) -> int:
     return 0
 
 
-def _internal(target: str, exc: Exception) -> TargetResult:
-    return TargetResult(target=target, traceback=traceback.format_exc(), error=AnalysisError(
-        f"{target}: internal error: {one_line(exc)}; please report it (--debug shows the traceback)",
-        "internal"))
-
-
-def exit_code(results: list[TargetResult], fail_on: str, exit_zero: bool) -> int:
+def exit_code(results: list[TargetResult], fail_on: str, exit_zero: bool, comparison=None) -> int:
+    """2 when a target could not be analysed; 1 when a finding is at or above ``fail_on`` (with a
+    baseline: a new or worse one); else 0."""
     if any(not r.ok for r in results):
         return 2
     if exit_zero:
         return 0
+    if comparison is not None:
+        from .baseline import fails
+
+        return 1 if fails(comparison, fail_on) else 0
     bar = SEVERITY_RANK[fail_on]
     return 1 if any(SEVERITY_RANK[f.severity] >= bar for r in results for f in r.findings) else 0
 

@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from .rules import Rule
 
 FAIL_ON = ("error", "warning", "info")
-OUTPUT_FORMATS = ("text", "json")
+from .render import FORMATS as OUTPUT_FORMATS  # noqa: E402 - one list of formats
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "probe", "rules")
+KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
+        "probe", "rules")
 PROBE_KEYS = ("batch-size", "seed", "draws", "device", "dtype", "input-shape", "input-shapes")
 
 
@@ -119,6 +120,7 @@ class Overrides:
     fail_on: str | None = None
     output_format: str | None = None
     probe: Probe = Probe()
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,27 @@ class Settings:
     output_format: str = "text"
     probe: Probe = Probe()
     cli_selection: Selection = Selection()
+    models: tuple[str, ...] = ()                        # project mode: the targets a bare `gradlint` analyses
+    timeout: float | None = None                        # seconds each model may take (import, build, probe)
 
     def with_cli(self, cli: Overrides) -> Settings:
         """These settings with the command line's on top."""
         return replace(self, fail_on=cli.fail_on or self.fail_on, output_format=cli.output_format or self.output_format,
-                       probe=self.probe.under(cli.probe), cli_selection=cli.selection)
+                       probe=self.probe.under(cli.probe), cli_selection=cli.selection,
+                       timeout=cli.timeout if cli.timeout is not None else self.timeout)
+
+    def model_targets(self) -> list[str]:
+        """The configured models as targets the command line accepts (files relative to the configuration)."""
+        out = []
+        for entry in self.models:
+            stem, sep, name = entry.partition(".py:")
+            if sep:
+                out.append(f"{display_path(str(self.folder / (stem + '.py')))}:{name}")
+            elif entry.endswith(".py"):
+                out.append(display_path(str(self.folder / entry)))
+            else:
+                out.append(entry)  # package.module:NAME
+        return out
 
     def rules_for(self, model_file: Path | str | None) -> list[Rule]:
         """Instances of the rules selected for a model defined in ``model_file``, with the configured options."""
@@ -324,6 +342,8 @@ def _settings(table: Any, where: _Where, path: Path) -> Settings:
         rule_options=_rule_options(own.get("rules", {}), where / "rules"),
         fail_on=_choice(own.get("fail-on", "error"), FAIL_ON, where / "fail-on"),
         output_format=_choice(own.get("output-format", "text"), OUTPUT_FORMATS, where / "output-format"),
+        models=_targets(own.get("models", []), where / "models"),
+        timeout=_positive(own["timeout"], where / "timeout") if "timeout" in own else None,
         probe=_probe(own.get("probe", {}), where / "probe"),
     )
 
@@ -428,6 +448,19 @@ def _number(value: Any, where: _Where) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise where.error(f"expected a number, got {_show(value)}")
     return value
+
+
+def _positive(value: Any, where: _Where) -> float:
+    number = _number(value, where)
+    if number <= 0:
+        raise where.error(f"{number} is not a positive number of seconds")
+    return float(number)
+
+
+def _targets(value: Any, where: _Where) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise where.error(f'expected a list of targets such as ["src/models/resnet.py:build"], got {_show(value)}')
+    return tuple(value)
 
 
 def _text(value: Any, where: _Where) -> str:

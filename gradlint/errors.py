@@ -20,11 +20,19 @@ class LoadError(GradlintError):
     kind = "import"
 
 
+class NoModelError(LoadError):
+    """The file imports fine and defines no model (a helper module)."""
+
+
 class ConstructError(GradlintError):
     kind = "construct"
 
 
 class InputError(GradlintError):
+    kind = "input"
+
+
+class UsageError(GradlintError):
     kind = "input"
 
 

@@ -28,7 +28,7 @@ from types import ModuleType
 import torch
 import torch.nn as nn
 
-from .errors import ConstructError, GradlintError, LoadError, one_line
+from .errors import ConstructError, GradlintError, LoadError, NoModelError, one_line
 from . import sites
 from .inputs import ProbeInputs
 from .paths import display_path, split_target
@@ -86,7 +86,7 @@ def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
     sources, skipped = _discover(module, path, shown, lines, inputs)
     if not sources:
         why = f"; skipped (constructor needs arguments): {', '.join(skipped)}" if skipped else ""
-        return [LoadFailure(spec, LoadError(
+        return [LoadFailure(spec, NoModelError(
             f"{shown}: no model found (no nn.Module instance, zero-argument Module class or factory){why}; "
             f"name one with {shown}:NAME"))]
     return sources

@@ -1,4 +1,4 @@
-"""The spec's metrics as functions of tensors (see shared/spec/metrics.md). Small, exact, no state."""
+"""The spec's metrics as functions of tensors (see docs/metrics.md). Small, exact, no state."""
 
 from __future__ import annotations
 

@@ -1,13 +1,34 @@
+import functools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCHEMA = ROOT / "docs" / "schema" / "gradlint-1.json"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true",
+                     help="rewrite the golden files of tests/golden/ from the renderers (then review the diff)")
+
+
+@pytest.fixture
+def regen_golden(request) -> bool:
+    return request.config.getoption("--regen-golden")
+
+
+@functools.lru_cache(maxsize=1)
+def schema_validator() -> jsonschema.Draft202012Validator:
+    """docs/schema/gradlint-1.json, which every `--format json` document a test reads must satisfy."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
 
 
 def pytest_collection_modifyitems(items):
@@ -26,17 +47,25 @@ class Run:
         self.stderr = proc.stderr
 
     def json(self):
-        return json.loads(self.stdout)
+        doc = json.loads(self.stdout)
+        if isinstance(doc, dict) and doc.get("schema") == "gradlint/1":
+            schema_validator().validate(doc)
+        return doc
 
 
 @pytest.fixture
 def gradlint():
     """Run the real command line in a subprocess, from the repository root."""
 
-    def run(*args: str) -> Run:
-        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
-        proc = subprocess.run([sys.executable, "-m", "gradlint", *args], cwd=ROOT, capture_output=True,
-                              text=True, env=env, timeout=300)
+    def run(*args: str, env: dict[str, str | None] | None = None, cwd: Path = ROOT, timeout: float = 300) -> Run:
+        """``env`` overrides the environment; a None value removes the variable (e.g. NO_COLOR).  ``cwd``:
+        where to run (default: the repository root)."""
+        # A CI runner's own FORCE_COLOR or job summary must not leak into the run under test.
+        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "FORCE_COLOR": None, "GITHUB_STEP_SUMMARY": None,
+               **(env or {})}
+        env = {k: v for k, v in env.items() if v is not None}
+        proc = subprocess.run([sys.executable, "-m", "gradlint", *args], cwd=cwd, capture_output=True,
+                              text=True, env=env, timeout=timeout)
         return Run(proc)
 
     return run

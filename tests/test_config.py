@@ -152,6 +152,8 @@ def test_load_reads_every_key(tmp_path):
         ignore = ["GL102"]
         fail-on = "warning"
         output-format = "json"
+        models = ["src/nets.py:Net", "src/all.py", "pkg.mod:build"]
+        timeout = 90
         [tool.gradlint.per-file-ignores]
         "tests/*.py" = ["GL4"]
         [tool.gradlint.probe]
@@ -174,6 +176,8 @@ def test_load_reads_every_key(tmp_path):
     assert settings.per_file_ignores == (("tests/*.py", ("GL4",)),)
     assert settings.probe == Probe(16, 3, 2, "cpu", "float64", (3, 32, 32), (("nets.py:Net", (10,)),))
     assert settings.rule_options == {"GL101": {"error": 1e6, "min-r2": 0.5}}
+    assert settings.timeout == 90.0
+    assert settings.models == ("src/nets.py:Net", "src/all.py", "pkg.mod:build")
 
 
 def test_unknown_keys_are_errors_naming_the_file_the_full_key_and_a_suggestion(tmp_path, monkeypatch):
@@ -190,7 +194,7 @@ def test_unknown_keys_are_errors_naming_the_file_the_full_key_and_a_suggestion(t
 
 @pytest.mark.parametrize("text, message", [
     ('fail-on = "fatal"', 'tool.gradlint.fail-on: "fatal" is not one of error, warning, info'),
-    ('output-format = "sarif"', 'tool.gradlint.output-format: "sarif" is not one of text, json'),
+    ('output-format = "xml"', 'tool.gradlint.output-format: "xml" is not one of text, json, sarif, github, markdown'),
     ('select = "GL1"', 'tool.gradlint.select: expected a list of rule codes or prefixes'),
     ('ignore = ["GL999"]', 'tool.gradlint.ignore: unknown rule code or prefix "GL999"'),
     ('extend-select = ["gl101"]', 'unknown rule code or prefix "gl101" (did you mean GL101?)'),
@@ -205,6 +209,10 @@ def test_unknown_keys_are_errors_naming_the_file_the_full_key_and_a_suggestion(t
     ("rules = {GL999 = {}}", "unknown rule tool.gradlint.rules.GL999"),
     ("rules = {exploding-gradients = {}}", "rules.exploding-gradients (did you mean GL101?)"),
     ("probe = 3", "tool.gradlint.probe: expected a table, got 3"),
+    ('models = "net.py"', 'tool.gradlint.models: expected a list of targets such as ["src/models/resnet.py:build"]'),
+    ('models = ["net.py", ""]', "tool.gradlint.models: expected a list of targets"),
+    ("timeout = 0", "tool.gradlint.timeout: 0 is not a positive number of seconds"),
+    ('timeout = "10"', 'tool.gradlint.timeout: expected a number, got "10"'),
 ])
 def test_bad_values_are_errors_naming_the_file_and_the_key(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)

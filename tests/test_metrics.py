@@ -1,4 +1,4 @@
-"""Tests that pin the metric contract (shared/spec/metrics.md) on real models.
+"""Tests that pin the metric contract (docs/metrics.md) on real models.
 
 The reference numbers are computed independently of the probe: exact Jacobians via
 ``torch.autograd.functional.jacobian`` in float64 on a copy of the model (in train mode, on the same

@@ -21,7 +21,7 @@ def build(name: str):
     return paper.mlp(name)
 
 
-# Spec (shared/spec/metrics.md), 50-layer width-100 MLPs, Gaussian inputs, B = 256: explosion rate r
+# Spec (docs/metrics.md), 50-layer width-100 MLPs, Gaussian inputs, B = 256: explosion rate r
 # and GSC at the input side.  Ranges: +-0.02 on r for the exploding nets (+-0.015 for SeLU, whose
 # reference 1.04 is closer to 1), "1.00-1.01" widened by the probe's noise for ReLU and tanh, and a
 # factor of 2 on the GSC (a 50-layer product: 1% on r is 60% on r^50).

@@ -1,8 +1,88 @@
-"""Renderers: small functions from results to text.  Machine formats never pass through rich."""
+"""Renderers: small functions from results to text.  Machine formats never pass through rich.
+
+Each machine format is a module here with ``render(output: Output) -> str``; ``text`` renders to a
+rich console.  ``FORMATS`` is the list the command line and the configuration accept.
+"""
 
 from __future__ import annotations
 
-from ..report import SEVERITIES, TargetResult
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..report import SEVERITIES, SEVERITY_RANK, Finding, TargetResult
+
+FORMATS = ("text", "json", "sarif", "github", "markdown")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Everything a renderer may show: the results, the rules that ran, where the repository is."""
+
+    results: list[TargetResult]
+    rules: tuple = ()                   # the enabled rule instances (SARIF lists them in tool.driver.rules)
+    root: Path = field(default_factory=Path.cwd)   # the repository root: machine formats give paths relative to it
+    baseline: object | None = None      # a baseline comparison (gradlint.baseline.Comparison), when one was given
+
+
+def render(fmt: str, output: Output) -> str:
+    """The text of a machine-readable format."""
+    return importlib.import_module(f"{__name__}.{fmt}").render(output)
+
+
+def repository_root(start: Path | None = None) -> Path:
+    """The nearest folder holding ``.git`` above ``start`` (the working directory), else ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
+def relative_to_root(path: str | None, root: Path) -> str | None:
+    """A report path (relative to the working directory, or to a package's install folder) relative to
+    the repository root, with forward slashes; None when it is not inside the repository."""
+    if path is None:
+        return None
+    full = (Path.cwd() / path).resolve()
+    # A path relative to a package's install folder resolves, from here, to no file of the repository.
+    if not full.is_file():
+        return None
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def target_file(target: str, root: Path) -> str | None:
+    """The file a command-line target names, relative to the repository root; None for a module target
+    or a file that does not exist (what a failed target's error can be attached to)."""
+    from ..paths import split_target
+
+    where, _, is_file = split_target(target)
+    return relative_to_root(where, root) if is_file else None
+
+
+def model_key(result: TargetResult, root: Path) -> str:
+    """A model's identity across runs: ``file relative to the repository root:NAME`` (the target's own
+    spelling when it is no file), whatever the working directory or the spelling on the command line."""
+    where, sep, name = result.target.rpartition(":")
+    if not sep:
+        where, name = result.target, ""
+    file = relative_to_root(where, root) if where.endswith(".py") else None
+    return f"{file or where}:{name}" if name else (file or where)
+
+
+def verdict(r: TargetResult) -> str:
+    """The worst severity among a result's findings, or "clean"."""
+    if not r.findings:
+        return "clean"
+    return max((f.severity for f in r.findings), key=SEVERITY_RANK.__getitem__)
+
+
+def message_and_fix(f: Finding) -> str:
+    """A finding's message and its fix, as one text (annotations and SARIF results carry no separate fix)."""
+    return f"{f.message}\nfix: {f.recommendation}"
 
 
 def counts(results: list[TargetResult]) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""``--format json``: schema "gradlint/1" (shared/spec/output.md).  Byte-identical across runs."""
+"""``--format json``: schema "gradlint/1", described by docs/schema/gradlint-1.json (fields may be added,
+none renamed or dropped; tests validate every report they read against it).  Byte-identical across runs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 from .. import __version__
 from ..report import TargetResult, to_plain
-from . import counts
+from . import Output, counts
 from .. import whatif
 
 SCHEMA = "gradlint/1"
@@ -49,11 +50,13 @@ def _what_if(r: TargetResult, w) -> dict:
     }
 
 
-def render(results: list[TargetResult]) -> str:
+def render(output: Output) -> str:
     doc = {
         "schema": SCHEMA,
         "version": __version__,
-        "results": [result_dict(r) for r in results],
-        "summary": counts(results),
+        "results": [result_dict(r) for r in output.results],
+        "summary": counts(output.results),
     }
+    if output.baseline is not None:   # --baseline: what is new, worse, absorbed and stale
+        doc["baseline"] = output.baseline.as_dict()
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"

@@ -9,20 +9,14 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, SEVERITY_RANK, Layer, TargetResult
+from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, Layer, TargetResult
 from .. import whatif
 from ..rules.base import fmt
-from . import counts
+from . import counts, verdict
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
 MAX_ROWS = 40
 EDGE_ROWS = 8
-
-
-def verdict(r: TargetResult) -> str:
-    if not r.findings:
-        return "clean"
-    return max((f.severity for f in r.findings), key=SEVERITY_RANK.__getitem__)
 
 
 def _rows(r: TargetResult) -> list[tuple[Layer, Layer | None]]:

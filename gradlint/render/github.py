@@ -1,0 +1,49 @@
+"""``--format github``: GitHub Actions workflow commands, one annotation per finding.
+
+    ::error file=examples/deep_mlp.py,line=13,title=gradlint GL101::GSC reaches 1.08e+04 ...%0Afix: ...
+
+Paths are relative to the repository root (GitHub's workspace).  A target that could not be
+analysed is an ``::error`` on its file, without a line.  Escaping is the Actions toolkit's
+(``@actions/core`` command.ts): data escapes ``%``, CR and LF; properties also ``:`` and ``,``.
+"""
+
+from __future__ import annotations
+
+from ..report import Finding, TargetResult
+from . import Output, message_and_fix, relative_to_root, target_file
+
+COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, message: str, **properties: object) -> str:
+    """``::name key=value,...::message``; properties that are None are left out."""
+    given = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None)
+    return f"::{name}{' ' + given if given else ''}::{escape_data(message)}"
+
+
+def _finding(f: Finding, root) -> str:
+    file = relative_to_root(f.path, root)
+    return command(COMMAND[f.severity], message_and_fix(f), file=file, line=f.line if file else None,
+                   title=f"gradlint {f.code}")
+
+
+def _failure(r: TargetResult, root) -> str:
+    return command("error", r.error.message, file=target_file(r.target, root),
+                   title=f"gradlint {r.error.kind} error")
+
+
+def render(output: Output) -> str:
+    lines = []
+    for r in output.results:
+        lines += [_finding(f, output.root) for f in r.findings]
+        if not r.ok:
+            lines.append(_failure(r, output.root))
+    return "".join(line + "\n" for line in lines)

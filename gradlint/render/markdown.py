@@ -1,0 +1,146 @@
+"""``--format markdown``: a compact report for a pull-request comment or a job summary.
+
+Per model: a heading with the target and verdict, one table row of key figures, the findings as a
+table and their fixes; a failed target with its error; a one-line total at the end.  With a baseline
+(``--baseline``): what it absorbed first, then for each model that changed its figures before and
+after, each finding's standing (new, worse, in the baseline) and the baseline's entries it no longer
+has (stale).
+"""
+
+from __future__ import annotations
+
+from ..report import TargetResult
+from ..rules.base import fmt
+from . import Output, counts, model_key, relative_to_root, verdict
+
+# The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
+BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
+                    "effective_depth": "effective depth", "min_sign_diversity": "min sign diversity",
+                    "min_relative_spread": "min relative spread", "parameter_coverage": "parameter coverage"}
+CHANGED = 0.01   # a figure that moved by more than 1% changed (the probe is deterministic; this is rounding)
+FIGURES = ("capture", "GSC input", "GSC max", "explosion rate", "effective / compositional depth",
+           "min sign diversity", "parameter coverage")
+
+
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header, rows) -> list[str]:
+    return [_row(header), _row("---" for _ in header), *(_row(cell(c) for c in r) for r in rows)]
+
+
+def _figures(r: TargetResult) -> list[str]:
+    s = r.report.summary
+    rate = "n/a" if s.explosion_rate is None else f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})"
+    effective = "n/a" if s.effective_depth is None else fmt(s.effective_depth)
+    coverage = "n/a" if s.parameter_coverage is None else f"{s.parameter_coverage:.1%}"
+    return _table(FIGURES, [(r.report.trace, fmt(s.gsc_input), fmt(s.gsc_max), rate,
+                             f"{effective} / {s.compositional_depth}", fmt(s.min_sign_diversity), coverage)])
+
+
+def _findings(r: TargetResult, root, change=None) -> list[str]:
+    standing = _standing(change)
+    rows = []
+    for f in r.findings:
+        file = relative_to_root(f.path, root) or f.path
+        where = f"{file}:{f.line}" if file and f.line else (file or "")
+        row = (f.severity, f"{f.code} {f.name}", f"`{f.layer}`" if f.layer else "", f"`{where}`" if where else "",
+               f.message)
+        rows.append(row if change is None else (*row, standing.get(id(f), "in the baseline")))
+    header = ("severity", "rule", "layer", "location", "message", *(("baseline",) if change is not None else ()))
+    fixes = [f"- {f.code}: {' '.join(f.recommendation.split())}" for f in r.findings]
+    return [*_table(header, rows), "", "**Fixes**", "", *fixes]
+
+
+def _standing(change) -> dict[int, str]:
+    """A finding's standing against the baseline, by the finding's identity."""
+    if change is None:
+        return {}
+    out = {id(f): "**new**" for f in change.new}
+    for f, before in change.worse:
+        out[id(f)] = f"**worse** (was {fmt(before)})" if before is not None else "**worse**"
+    return out
+
+
+def _moved(before, after) -> bool:
+    if before is None or after is None:
+        return before != after
+    return abs(after - before) > CHANGED * max(abs(before), abs(after))
+
+
+def _before_after(change) -> list[str]:
+    """The figures that moved since the baseline, before and after; worse beyond the tolerance is marked."""
+    rows = [(BASELINE_FIGURES[name], fmt(before) if before is not None else "n/a",
+             fmt(after) if after is not None else "n/a", "worse" if name in change.regressed else "")
+            for name, (before, after) in change.metrics.items() if _moved(before, after)]
+    return _table(("figure", "baseline", "now", ""), rows) if rows else []
+
+
+def _stale(change) -> list[str]:
+    if not change.stale:
+        return []
+    entries = [f"- {e['code']}" + (f" at `{e['layer']}`" if e["layer"] else "") + f" ({e['severity']})"
+               for e in change.stale]
+    return ["**In the baseline, gone now** (stale; write the baseline again to drop them)", "", *entries]
+
+
+def _model(r: TargetResult, root, comparison=None) -> list[str]:
+    if not r.ok:
+        return [f"### `{r.target}`: could not be analysed", "", f"{r.error.kind} error: {r.error.message}"]
+    v, c = verdict(r), counts([r])
+    head = f"### `{r.target}`: {v}"
+    if r.findings:
+        head += f" ({_n(c['errors'], 'error')}, {_n(c['warnings'], 'warning')}, {c['infos']} info)"
+    if r.suppressed:
+        head += f", {len(r.suppressed)} suppressed ({', '.join(sorted({f.code for f in r.suppressed}))})"
+    change = comparison.models.get(model_key(r, root)) if comparison is not None else None
+    extra: list[str] = []
+    if change is not None:
+        news = [_n(len(change.new), "new finding")] if change.new else []
+        news += [f"{len(change.worse)} worse"] if change.worse else []
+        news += [f"{len(change.stale)} stale"] if change.stale else []
+        moved = _before_after(change)
+        head += f"; since the baseline: {', '.join(news)}" if news else (
+            "; since the baseline: figures moved" if moved else "; unchanged since the baseline")
+        extra = [*(["", *moved] if moved else []), *(["", *_stale(change)] if change.stale else [])]
+    return [head, "", *_figures(r), *extra, *(["", *_findings(r, root, change)] if r.findings else [])]
+
+
+def _baseline(comparison) -> list[str]:
+    n = comparison.counts()
+    line = (f"**Baseline** `{comparison.path}`: {_n(n['absorbed'], 'finding')} absorbed, {n['new']} new, "
+            f"{n['worse']} worse (tolerance {comparison.tolerance:.0%}), {n['stale']} stale")
+    if comparison.gone:
+        line += f"; in the baseline but not analysed now: {', '.join(f'`{k}`' for k in comparison.gone)}"
+    return [line, ""]
+
+
+def _total(results: list[TargetResult]) -> str:
+    c = counts(results)
+    tail = (f"**{_n(c['targets'] - c['failed'], 'target')} analysed**: {_n(c['errors'], 'error')}, "
+            f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
+    if c["suppressed"]:
+        tail += f"; {c['suppressed']} suppressed by comments"
+    if c["failed"]:
+        tail += f"; {c['failed']} could not be analysed"
+    return tail
+
+
+def render(output: Output) -> str:
+    lines = ["## gradlint", ""]
+    if output.baseline is not None:
+        lines += _baseline(output.baseline)
+    for r in output.results:
+        lines += [*_model(r, output.root, output.baseline), ""]
+    lines.append(_total(output.results))
+    return "\n".join(lines) + "\n"
