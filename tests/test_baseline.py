@@ -10,19 +10,7 @@ import json
 import pytest
 
 from gradlint.baseline import is_worse
-
-MODEL = '''\
-import torch.nn as nn
-
-
-def build(depth={depth}, width=64):
-    layers = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width)
-        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
-        layers += [linear, nn.BatchNorm1d(width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, 10))
-'''
+from reference_models import PLAIN_STACK_FILE as MODEL
 
 
 @pytest.fixture

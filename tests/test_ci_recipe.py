@@ -15,6 +15,8 @@ import jsonschema
 import pytest
 import yaml
 
+from reference_models import PLAIN_STACK_FILE as MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "ci.md"
 SARIF_SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
@@ -63,6 +65,16 @@ def runnable(workflow: dict) -> list[dict]:
     return [s for s in steps(workflow) if "run" in s and not s["name"].startswith("Install")]
 
 
+def test_the_recipe_never_installs_the_unrelated_gradlint_from_pypi():
+    """The PyPI name `gradlint` is another project's (diffusion MRI): a bare `pip install gradlint` in the
+    recipe would put its `gradlint` command on the runner instead of ours."""
+    for workflow in workflows().values():
+        for step in steps(workflow):
+            for line in step.get("run", "").splitlines():
+                if line.startswith("pip install") and "gradlint" in line:
+                    assert '"gradlint @ git+https://github.com/gradlint/gradlint@v' in line, line
+
+
 def test_the_left_out_steps_are_the_installs_and_the_actions():
     for workflow in workflows().values():
         for step in steps(workflow):
@@ -76,19 +88,6 @@ def run_step(step: dict, cwd: Path, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=600)
 
 
-MODEL = '''\
-import torch.nn as nn
-
-
-def build(depth={depth}, width=64):
-    """A plain Linear-BatchNorm-ReLU stack: the team knows it is deep, and accepted its warning."""
-    layers = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width)
-        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
-        layers += [linear, nn.BatchNorm1d(width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, 10))
-'''
 PYPROJECT = '[tool.gradlint]\nmodels = ["models/net.py:build"]\nfail-on = "warning"\ntimeout = 300\n'
 
 

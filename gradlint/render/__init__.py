@@ -93,3 +93,23 @@ def counts(results: list[TargetResult]) -> dict[str, int]:
     return {"targets": len(results), "failed": sum(not r.ok for r in results),
             "errors": tally["error"], "warnings": tally["warning"], "infos": tally["info"],
             "suppressed": sum(len(r.suppressed) for r in results)}
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def severity_counts(c: dict[str, int]) -> str:
+    """``2 errors, 1 warning, 3 info`` from ``counts()``."""
+    return f"{plural(c['errors'], 'error')}, {plural(c['warnings'], 'warning')}, {c['infos']} info"
+
+
+def total_line(results: list[TargetResult], strong=lambda text: text, failed_note: str = "") -> str:
+    """The report's last line: targets analysed, findings by severity, suppressed, failed."""
+    c = counts(results)
+    tail = f"{strong(plural(c['targets'] - c['failed'], 'target') + ' analysed')}: {severity_counts(c)}"
+    if c["suppressed"]:
+        tail += f"; {c['suppressed']} suppressed by comments"
+    if c["failed"]:
+        tail += f"; {c['failed']} could not be analysed{failed_note}"
+    return tail

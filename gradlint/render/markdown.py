@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..report import TargetResult
 from ..rules.base import fmt
-from . import Output, counts, model_key, relative_to_root, verdict
+from . import Output, counts, model_key, plural, relative_to_root, severity_counts, total_line, verdict
 
 # The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
 BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
@@ -25,10 +25,6 @@ FIGURES = ("capture", "GSC input", "GSC max", "explosion rate", "effective / com
 def cell(text: str) -> str:
     """Text safe inside a Markdown table cell: one line, pipes escaped."""
     return " ".join(text.split()).replace("|", "\\|")
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _row(cells) -> str:
@@ -100,13 +96,13 @@ def _model(r: TargetResult, root, comparison=None) -> list[str]:
     v, c = verdict(r), counts([r])
     head = f"### `{r.target}`: {v}"
     if r.findings:
-        head += f" ({_n(c['errors'], 'error')}, {_n(c['warnings'], 'warning')}, {c['infos']} info)"
+        head += f" ({severity_counts(c)})"
     if r.suppressed:
         head += f", {len(r.suppressed)} suppressed ({', '.join(sorted({f.code for f in r.suppressed}))})"
     change = comparison.models.get(model_key(r, root)) if comparison is not None else None
     extra: list[str] = []
     if change is not None:
-        news = [_n(len(change.new), "new finding")] if change.new else []
+        news = [plural(len(change.new), "new finding")] if change.new else []
         news += [f"{len(change.worse)} worse"] if change.worse else []
         news += [f"{len(change.stale)} stale"] if change.stale else []
         moved = _before_after(change)
@@ -118,22 +114,11 @@ def _model(r: TargetResult, root, comparison=None) -> list[str]:
 
 def _baseline(comparison) -> list[str]:
     n = comparison.counts()
-    line = (f"**Baseline** `{comparison.path}`: {_n(n['absorbed'], 'finding')} absorbed, {n['new']} new, "
+    line = (f"**Baseline** `{comparison.path}`: {plural(n['absorbed'], 'finding')} absorbed, {n['new']} new, "
             f"{n['worse']} worse (tolerance {comparison.tolerance:.0%}), {n['stale']} stale")
     if comparison.gone:
         line += f"; in the baseline but not analysed now: {', '.join(f'`{k}`' for k in comparison.gone)}"
     return [line, ""]
-
-
-def _total(results: list[TargetResult]) -> str:
-    c = counts(results)
-    tail = (f"**{_n(c['targets'] - c['failed'], 'target')} analysed**: {_n(c['errors'], 'error')}, "
-            f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
-    if c["suppressed"]:
-        tail += f"; {c['suppressed']} suppressed by comments"
-    if c["failed"]:
-        tail += f"; {c['failed']} could not be analysed"
-    return tail
 
 
 def render(output: Output) -> str:
@@ -142,5 +127,5 @@ def render(output: Output) -> str:
         lines += _baseline(output.baseline)
     for r in output.results:
         lines += [*_model(r, output.root, output.baseline), ""]
-    lines.append(_total(output.results))
+    lines.append(total_line(output.results, strong=lambda text: f"**{text}**"))
     return "\n".join(lines) + "\n"

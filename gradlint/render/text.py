@@ -12,7 +12,7 @@ from rich.text import Text
 from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, Layer, TargetResult
 from .. import whatif
 from ..rules.base import fmt
-from . import counts, verdict
+from . import counts, plural, severity_counts, total_line, verdict
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
 MAX_ROWS = 40
@@ -99,7 +99,7 @@ def _summary(r: TargetResult) -> Text:
           if p.reduced_from else []),
         *([f"not measured: {', '.join(f'{name} ({count:,})' for name, count in r.report.unmeasured)}"]
           if r.report.unmeasured else []),
-        f"depth {s.compositional_depth} compositional, {eff} effective; {_n(len(blocks), 'residual block')}",
+        f"depth {s.compositional_depth} compositional, {eff} effective; {plural(len(blocks), 'residual block')}",
         *(_residual_lines(blocks) if blocks else []),
         f"GSC input {fmt(s.gsc_input)}, max {fmt(s.gsc_max)}, rate {rate}"
         + (f", relative to {s.gsc_anchor}" if s.gsc_anchor else ""),
@@ -147,7 +147,7 @@ def _what_if(r: TargetResult) -> Group:
     parts = []
     for w in r.what_if:
         if w.applied:
-            note = f"re-initialised {_n(len(w.changed), 'parameter')}"
+            note = f"re-initialised {plural(len(w.changed), 'parameter')}"
             if w.skipped:
                 note += "; left as they were: " + ", ".join(f"{name} ({why})" for name, why in w.skipped[:4])
                 note += f" (+{len(w.skipped) - 4} more)" if len(w.skipped) > 4 else ""
@@ -184,10 +184,6 @@ def _what_if(r: TargetResult) -> Group:
     return Group(*parts, Text(""))
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def render(results: list[TargetResult], console: Console) -> None:
     for r in results:
         if not r.ok:
@@ -199,7 +195,7 @@ def render(results: list[TargetResult], console: Console) -> None:
         head.append("  ")
         head.append(v.upper(), style=STYLE[v])
         if r.findings:
-            head.append(f"  ({_n(c['errors'], 'error')}, {_n(c['warnings'], 'warning')}, {c['infos']} info)")
+            head.append(f"  ({severity_counts(c)})")
         if r.suppressed:
             codes = ", ".join(sorted({f.code for f in r.suppressed}))
             head.append(f"  [{len(r.suppressed)} suppressed: {codes}]", style="dim")
@@ -208,11 +204,4 @@ def render(results: list[TargetResult], console: Console) -> None:
             console.print(_findings(r, console.width))
         if r.what_if:
             console.print(_what_if(r))
-    c = counts(results)
-    tail = (f"{_n(c['targets'] - c['failed'], 'target')} analysed: {_n(c['errors'], 'error')}, "
-            f"{_n(c['warnings'], 'warning')}, {c['infos']} info")
-    if c["suppressed"]:
-        tail += f"; {c['suppressed']} suppressed by comments"
-    if c["failed"]:
-        tail += f"; {c['failed']} could not be analysed (see stderr)"
-    console.print(tail)
+    console.print(total_line(results, failed_note=" (see stderr)"))
