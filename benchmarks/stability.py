@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import traceback
@@ -58,10 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from zoo import MODELS as ZOO_MODELS, VOCAB, one_line  # noqa: E402  (zoo imports nothing heavy)
+from zoo import MODELS as ZOO_MODELS, VOCAB, one_line, run_isolated  # noqa: E402  (zoo imports nothing heavy)
 
 RESULT_MARK = "STABILITY-RESULT "
 SEVERITY_ORDER = ("error", "warning", "info")
@@ -231,23 +229,6 @@ def run_child(name: str, axes=AXES, batches=None) -> dict:
 
 # --------------------------------------------------------------------------- the parent: all models
 
-def run_isolated(name: str, timeout: float, extra=()) -> dict:
-    """Run one model in a fresh interpreter; a crash, a hang or garbled output becomes the row's error."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, *extra]
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"model": name, "error": f"timed out after {timeout:g} s", "total_s": time.perf_counter() - start}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
-    if lines:
-        return json.loads(lines[-1][len(RESULT_MARK):])
-    tail = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    why = tail[-1].strip() if tail else "no output"
-    return {"model": name, "error": f"child exited {proc.returncode} without a result: {why}"[:400],
-            "total_s": time.perf_counter() - start}
-
-
 def axis_settings(row: dict, axis: str) -> list[dict]:
     return [s for s in row.get("settings", []) if s["axis"] == axis]
 
@@ -401,7 +382,7 @@ def main(argv=None) -> None:
     print("|" + "---|" * len(HEADER), flush=True)
     rows = []
     for name in names:
-        rows.append(run_isolated(name, args.timeout, extra))
+        rows.append(run_isolated(name, args.timeout, Path(__file__).resolve(), extra, RESULT_MARK))
         print(table_row(rows[-1]), flush=True)
     print()
     print("\n".join(summary(rows)))

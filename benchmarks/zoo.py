@@ -211,17 +211,18 @@ def run_child(name: str) -> dict:
 
 # --------------------------------------------------------------------------- the parent: all models
 
-def run_isolated(name: str, timeout: float) -> dict:
-    """Run one model in a fresh interpreter; a crash, a hang or garbled output becomes the row's error."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name]
+def run_isolated(name: str, timeout: float, script: Path | None = None, extra=(), mark: str = RESULT_MARK) -> dict:
+    """Run ``script --child name *extra`` (this file by default) in a fresh interpreter and read back the
+    JSON line after ``mark``; a crash, a hang or garbled output becomes the row's error."""
+    cmd = [sys.executable, str(script or Path(__file__).resolve()), "--child", name, *extra]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"model": name, "error": f"timed out after {timeout:g} s", "total_s": time.perf_counter() - start}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(mark)]
     if lines:
-        return json.loads(lines[-1][len(RESULT_MARK):])
+        return json.loads(lines[-1][len(mark):])
     tail = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     why = tail[-1].strip() if tail else "no output"
     return {"model": name, "error": f"child exited {proc.returncode} without a result: {why}"[:400],
