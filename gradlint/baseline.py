@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import GradlintError
-from .render import model_key
-from .report import SEVERITY_RANK, Finding, TargetResult, clean_number, to_plain
+from .render import model_key, plural
+from .report import SEVERITY_RANK, Finding, TargetResult, at_or_above, clean_number, to_plain
 
 FILE = ".gradlint-baseline.json"
 VERSION = 1
@@ -132,6 +132,12 @@ class Comparison:
                 "worse": sum(len(c.worse) for c in self.models.values()),
                 "absorbed": self.absorbed, "stale": self.stale, "gone": len(self.gone)}
 
+    def tally(self) -> str:
+        """``4 findings absorbed, 0 new, 0 worse (tolerance 25%), 0 stale``: the baseline line's counts."""
+        c = self.counts()
+        return (f"{plural(c['absorbed'], 'finding')} absorbed, {c['new']} new, {c['worse']} worse "
+                f"(tolerance {self.tolerance:.0%}), {c['stale']} stale")
+
     def as_dict(self) -> dict:
         """The comparison as the JSON report's ``baseline`` section (docs/schema/gradlint-1.json)."""
         def finding(model: str, f: Finding, **extra) -> dict:
@@ -186,14 +192,11 @@ def compare(results: list[TargetResult], doc: dict, root: Path, path: str,
 
 def fails(comparison: Comparison, fail_on: str) -> bool:
     """Exit 1 with a baseline: a new or worse finding at or above ``fail_on``."""
-    bar = SEVERITY_RANK[fail_on]
-    return any(SEVERITY_RANK[f.severity] >= bar for f in comparison.failing)
+    return bool(at_or_above(comparison.failing, fail_on))
 
 
 def summary_line(comparison: Comparison) -> str:
-    c = comparison.counts()
-    line = (f"baseline {comparison.path}: {c['absorbed']} finding{'s' if c['absorbed'] != 1 else ''} absorbed, "
-            f"{c['new']} new, {c['worse']} worse (tolerance {comparison.tolerance:.0%}), {c['stale']} stale")
+    line = f"baseline {comparison.path}: {comparison.tally()}"
     if comparison.gone:
         line += f"; not analysed now: {', '.join(comparison.gone)}"
     return line

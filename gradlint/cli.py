@@ -13,8 +13,8 @@ from . import __version__
 from .config import Overrides, Probe, Resolver, Selection, Settings, parse_codes
 from .errors import GradlintError, NoModelError, UsageError, one_line
 from .paths import split_target
-from .render import FORMATS, Output, render, repository_root
-from .report import SEVERITY_RANK, AnalysisError, TargetResult
+from .render import FORMATS, Output, plural, render, repository_root
+from .report import AnalysisError, TargetResult, at_or_above
 from .changes import CHANGES
 
 
@@ -123,7 +123,8 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
                         input_shape=input_shape), timeout=timeout)
         configs = Resolver(cli, config_file, isolated)
         run = configs.for_run()
-        plan, skippable = _plan(targets, changed_files, configs, run)
+        root = repository_root()
+        plan, skippable = _plan(targets, changed_files, configs, run, root)
         if baseline_path:  # read before any model runs: a bad baseline stops the run at once
             from . import baseline
 
@@ -143,7 +144,6 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
             click.echo(f"gradlint: error: {r.error.message}", err=True)
             if debug and r.traceback:
                 click.echo(r.traceback, err=True)
-    root = repository_root()
     comparison = None
     if write_baseline:
         from .baseline import write
@@ -154,8 +154,8 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
             click.echo(f"gradlint: error: {write_baseline}: cannot write the baseline ({exc.strerror})", err=True)
             sys.exit(2)
         models = sum(r.ok for r in results)
-        click.echo(f"gradlint: wrote {write_baseline}: {count} finding{'s' * (count != 1)} of {models} "
-                   f"model{'s' * (models != 1)}", err=True)
+        click.echo(f"gradlint: wrote {write_baseline}: {plural(count, 'finding')} of {plural(models, 'model')}",
+                   err=True)
     elif baseline_path:
         comparison = baseline.compare(results, recorded, root, baseline_path)
         click.echo(f"gradlint: {baseline.summary_line(comparison)}", err=True)
@@ -203,7 +203,7 @@ def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
     sys.stdout.flush()
 
 
-def _plan(targets, changed_files: bool, configs: Resolver, run: Settings):
+def _plan(targets, changed_files: bool, configs: Resolver, run: Settings, root: Path):
     """(target, its settings) to analyse, and the targets that may turn out to hold no model (skipped)."""
     from .project import affected, model_file
 
@@ -218,7 +218,6 @@ def _plan(targets, changed_files: bool, configs: Resolver, run: Settings):
         return [(spec, configs.for_folder(_config_folder(spec))) for spec in targets], set()
     plan: dict[str, Settings] = {}
     skippable = set()
-    root = repository_root()
     for spec in targets:
         settings = configs.for_folder(_config_folder(spec))
         hits = affected(settings.model_targets(), Path(spec), root)
@@ -326,8 +325,7 @@ def exit_code(results: list[TargetResult], fail_on: str, exit_zero: bool, compar
         from .baseline import fails
 
         return 1 if fails(comparison, fail_on) else 0
-    bar = SEVERITY_RANK[fail_on]
-    return 1 if any(SEVERITY_RANK[f.severity] >= bar for r in results for f in r.findings) else 0
+    return 1 if at_or_above((f for r in results for f in r.findings), fail_on) else 0
 
 
 def _rule_docs() -> None:

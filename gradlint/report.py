@@ -12,6 +12,12 @@ SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {"info": 1, "warning": 2, "error": 3}
 
 
+def at_or_above(findings, level: str) -> list:
+    """The findings whose severity is ``level`` or worse (what ``--fail-on level`` fails on)."""
+    bar = SEVERITY_RANK[level]
+    return [f for f in findings if SEVERITY_RANK[f.severity] >= bar]
+
+
 @dataclass(frozen=True)
 class Layer:
     """One measured node, in forward order.  Collapse statistics are of the node's input (pre-activation)."""

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .report import SEVERITY_RANK, TargetResult
+from .report import SEVERITY_RANK, TargetResult, at_or_above
 
 
 def assert_trainable(model, example_inputs=None, *, fail_on: str = "warning", ignore: Iterable[str] = (),
@@ -28,8 +28,8 @@ def assert_trainable(model, example_inputs=None, *, fail_on: str = "warning", ig
 
     ignore = tuple(ignore)
     result = lint(model, example_inputs, **options)
-    offending = tuple(f for f in result.findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on]
-                      and not f.code.startswith(ignore or ("\0",)))
+    offending = tuple(f for f in at_or_above(result.findings, fail_on)
+                      if not any(f.code.startswith(code) for code in ignore))
     if offending:
         raise AssertionError(report_text(replace(result, findings=offending)))
     return result

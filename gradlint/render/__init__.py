@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import split_target
 from ..report import SEVERITIES, SEVERITY_RANK, Finding, TargetResult
 
 FORMATS = ("text", "json", "sarif", "github", "markdown")
@@ -57,8 +58,6 @@ def relative_to_root(path: str | None, root: Path) -> str | None:
 def target_file(target: str, root: Path) -> str | None:
     """The file a command-line target names, relative to the repository root; None for a module target
     or a file that does not exist (what a failed target's error can be attached to)."""
-    from ..paths import split_target
-
     where, _, is_file = split_target(target)
     return relative_to_root(where, root) if is_file else None
 
@@ -66,11 +65,9 @@ def target_file(target: str, root: Path) -> str | None:
 def model_key(result: TargetResult, root: Path) -> str:
     """A model's identity across runs: ``file relative to the repository root:NAME`` (the target's own
     spelling when it is no file), whatever the working directory or the spelling on the command line."""
-    where, sep, name = result.target.rpartition(":")
-    if not sep:
-        where, name = result.target, ""
-    file = relative_to_root(where, root) if where.endswith(".py") else None
-    return f"{file or where}:{name}" if name else (file or where)
+    where, name, is_file = split_target(result.target)
+    place = (relative_to_root(where, root) if is_file else None) or where
+    return f"{place}:{name}" if name else place
 
 
 def verdict(r: TargetResult) -> str:
@@ -93,6 +90,11 @@ def counts(results: list[TargetResult]) -> dict[str, int]:
     return {"targets": len(results), "failed": sum(not r.ok for r in results),
             "errors": tally["error"], "warnings": tally["warning"], "infos": tally["info"],
             "suppressed": sum(len(r.suppressed) for r in results)}
+
+
+def coverage_text(coverage: float | None) -> str:
+    """Parameter coverage as the reports show it: ``100.0%``, or ``n/a``."""
+    return "n/a" if coverage is None else f"{coverage:.1%}"
 
 
 def plural(count: int, word: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..report import TargetResult
 from ..rules.base import fmt
-from . import Output, counts, model_key, plural, relative_to_root, severity_counts, total_line, verdict
+from . import Output, counts, coverage_text, model_key, plural, relative_to_root, severity_counts, total_line, verdict
 
 # The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
 BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
@@ -39,9 +39,8 @@ def _figures(r: TargetResult) -> list[str]:
     s = r.report.summary
     rate = "n/a" if s.explosion_rate is None else f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})"
     effective = "n/a" if s.effective_depth is None else fmt(s.effective_depth)
-    coverage = "n/a" if s.parameter_coverage is None else f"{s.parameter_coverage:.1%}"
-    return _table(FIGURES, [(r.report.trace, fmt(s.gsc_input), fmt(s.gsc_max), rate,
-                             f"{effective} / {s.compositional_depth}", fmt(s.min_sign_diversity), coverage)])
+    return _table(FIGURES, [(r.report.trace, fmt(s.gsc_input), fmt(s.gsc_max), rate, f"{effective} / {s.compositional_depth}",
+                             fmt(s.min_sign_diversity), coverage_text(s.parameter_coverage))])
 
 
 def _findings(r: TargetResult, root, change=None) -> list[str]:
@@ -83,8 +82,6 @@ def _before_after(change) -> list[str]:
 
 
 def _stale(change) -> list[str]:
-    if not change.stale:
-        return []
     entries = [f"- {e['code']}" + (f" at `{e['layer']}`" if e["layer"] else "") + f" ({e['severity']})"
                for e in change.stale]
     return ["**In the baseline, gone now** (stale; write the baseline again to drop them)", "", *entries]
@@ -113,9 +110,7 @@ def _model(r: TargetResult, root, comparison=None) -> list[str]:
 
 
 def _baseline(comparison) -> list[str]:
-    n = comparison.counts()
-    line = (f"**Baseline** `{comparison.path}`: {plural(n['absorbed'], 'finding')} absorbed, {n['new']} new, "
-            f"{n['worse']} worse (tolerance {comparison.tolerance:.0%}), {n['stale']} stale")
+    line = f"**Baseline** `{comparison.path}`: {comparison.tally()}"
     if comparison.gone:
         line += f"; in the baseline but not analysed now: {', '.join(f'`{k}`' for k in comparison.gone)}"
     return [line, ""]

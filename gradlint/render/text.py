@@ -12,7 +12,7 @@ from rich.text import Text
 from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, Layer, TargetResult
 from .. import whatif
 from ..rules.base import fmt
-from . import counts, plural, severity_counts, total_line, verdict
+from . import counts, coverage_text, plural, severity_counts, total_line, verdict
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
 MAX_ROWS = 40
@@ -91,10 +91,9 @@ def _summary(r: TargetResult) -> Text:
         if s.effective_depth_p5 != s.effective_depth_p95:
             eff += f" (5-95%: {s.effective_depth_p5}-{s.effective_depth_p95})"
     blocks = r.report.residual_blocks
-    coverage = "n/a" if s.parameter_coverage is None else f"{s.parameter_coverage:.1%}"
     lines = [
         f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}; "
-        f"parameter coverage {coverage}",
+        f"parameter coverage {coverage_text(s.parameter_coverage)}",
         *([f"probe inputs reduced from {', '.join('x'.join(map(str, x)) for x in p.reduced_from)}: {p.reduced_why}"]
           if p.reduced_from else []),
         *([f"not measured: {', '.join(f'{name} ({count:,})' for name, count in r.report.unmeasured)}"]
