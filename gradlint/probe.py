@@ -249,8 +249,12 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
     fit = memory.Fit(inputs, device)
     fixed = inputs.positional(model)[1]
     tried_export = False
-    candidates = ([("given", lambda: graph)] if graph is not None
-                  else list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed)))
+    if graph is None:
+        candidates = list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed))
+    elif graph.fx_graph is not None:
+        candidates = [("given", lambda: graph)]
+    else:  # a hooks-tier graph holds no program to run: record the module chain again as it runs
+        candidates = []
     for tier, build in candidates:
         try:
             g = build()
@@ -264,7 +268,7 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
                 if smaller is not None:
                     inputs, g = smaller, build_export(model, smaller)
         except Exception as exc:  # noqa: BLE001 - any capture failure means: the next tier
-            notes.append(capture.describe_failure(tier, exc))
+            notes.append(capture.describe_failure(graph.tier if tier == "given" else tier, exc))
             continue
         while True:
             observer = Observer(set(g.structure.spine), fit.cap())

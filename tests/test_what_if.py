@@ -133,3 +133,23 @@ def test_plot_draws_every_model_and_variant(gradlint, tmp_path):
                   "examples/residual_mlp.py:ResidualMLP"):
         assert f">{label}<" in svg
     assert "residual_mlp.py:ResidualMLP --what-if" not in svg  # refused for the residual net: nothing to draw
+
+
+def test_a_what_if_on_a_model_only_hooks_capture_runs_on_the_hooks_tier():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    try:
+        from traced_fallback import DataDependent
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    result = gradlint.lint(DataDependent(), torch.randn(32, 16), what_if=("orthogonal",))
+    assert result.report.trace == "hooks"
+    (w,) = result.what_if
+    assert w.applied and w.report is not None and w.report.trace == "hooks"
+    assert {"a.weight", "b.weight", "out.weight"} <= set(w.changed)
+    assert result.report.summary.mean_orthogonality_defect > 0.5
+    assert w.report.summary.mean_orthogonality_defect < 1e-4   # the variant was probed, not the model again
+    assert [x.name for x in w.report.layers if x.kind == "layer"] == ["a", "b", "out"]
