@@ -77,14 +77,14 @@ class Observer:
             return out
         m.norm = stats.frobenius(out)
         m.numel = out.numel()
+        units = (out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
         if out.dim() >= 2:
-            units = out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]
             m.positions = out.numel() // max(1, out.shape[0] * units)
         elif out.dim() == 1:
             m.positions = 1
         m.nonfinite = not math.isfinite(m.norm)
         if node.kind == ops.LAYER:
-            m.width = int(out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
+            m.width = None if units is None else int(units)
             if isinstance(weight, torch.Tensor) and weight.is_floating_point():
                 if id(weight) not in self._defects:
                     self._defects[id(weight)] = stats.orthogonality_defect(weight)
@@ -256,12 +256,12 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
     else:  # a hooks-tier graph holds no program to run: record the module chain again as it runs
         candidates = []
     for tier, build in candidates:
+        if tier == "export" and tried_export:
+            continue  # already tried, in place of torch.fx
         try:
             g = build()
             if tier == "fx":
                 g = _see_inside_wrapped_functions(g, model, inputs, notes)
-            elif tier == "export" and tried_export:
-                continue  # already tried, in place of torch.fx
             tried_export = g.tier == "export"
             if g.tier == "export":  # export recorded every value's shape: check the estimate before running
                 smaller = fit.cut_before(memory.bytes_from_export(g.fx_graph), inputs)
@@ -275,7 +275,7 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
             torch.manual_seed(seed)
             try:
                 args = (inputs.positional(model)[0] if g.tier == "fx"
-                        else capture.export_tier.flat_inputs(inputs.args, inputs.kwargs))
+                        else inputs.leaves())  # the exported graph's placeholders, in order
                 result = _Interpreter(g, observer).run(*args)
             except memory.OverBudget as over:
                 inputs = fit.cut_after(over.used, inputs)

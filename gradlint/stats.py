@@ -43,16 +43,6 @@ def unit_dims(x: torch.Tensor, channels_first: bool) -> tuple[int, ...]:
     return tuple(d for d in range(x.dim()) if d != unit)
 
 
-def units_matrix(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
-    """Reshape to (samples, units): units are dim 1 after convolutions, the last dim otherwise."""
-    x = x.detach().double()
-    if x.dim() == 1:
-        return x.reshape(-1, 1)
-    if channels_first and x.dim() >= 3:
-        x = x.movedim(1, -1)
-    return x.reshape(-1, x.shape[-1])
-
-
 @dataclass(frozen=True)
 class Collapse:
     preact_std: float
@@ -192,7 +182,7 @@ def orthogonality_defect(weight: torch.Tensor) -> float | None:
         dev.diagonal().sub_(c)
         value = k * float((dev * dev).sum()) / (trace * trace)
     else:
-        compute = W if W.dtype == torch.float64 else W.float()
+        compute = _working(W)
         Z = _haar(k, DEFECT_PROBES, compute.dtype, compute.device)
         D = compute @ (compute.T @ Z) - c * Z
         value = k * (k / DEFECT_PROBES) * frobenius(D) ** 2 / (trace * trace)

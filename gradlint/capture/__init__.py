@@ -16,7 +16,7 @@ from .. import ops
 from ..errors import one_line
 from . import export as export_tier
 from . import fx as fx_tier
-from .base import ALIAS_META, META, OUTPUT, Graph, Node, canonical_names, gate_branches, structure_of
+from .base import ALIAS_META, META, OUTPUT, Graph, Node, gate_branches, structure_of
 from . import blocks
 from .classify import Classifier, arg_nodes
 
@@ -43,12 +43,13 @@ def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, t
                   fixed: frozenset[str] = frozenset()) -> Graph:
     """Describe and analyse an fx graph whose targets resolve against ``root`` (the model itself for
     torch.fx, the exported program's module for torch.export)."""
-    nodes = Classifier(root, fx_graph, model, fixed).run()
+    classifier = Classifier(root, fx_graph, model, fixed)
+    nodes = classifier.run()
     out_node = next(n for n in fx_graph.nodes if n.op == "output")
     outputs = tuple(n.name for n in arg_nodes(out_node.args) if n.name in nodes)
     structure = structure_of(nodes, outputs)
     graph = Graph(tier, nodes, outputs, structure, fx_graph=fx_graph, root=root, written=_written(fx_graph),
-                  measured_params=_measured_params(root, fx_graph, model, structure.reachable))
+                  measured_params=_measured_params(root, fx_graph, classifier.canon, structure.reachable))
     graph.gates = gate_branches(graph)
     blocks.split_block_inputs(graph)
     return graph
@@ -97,12 +98,12 @@ def _written(fx_graph: torch_fx.Graph) -> frozenset[str]:
     return frozenset(n.name for n in fx_graph.nodes if n.op != "output" and written(n))
 
 
-def _measured_params(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module,
+def _measured_params(root: nn.Module, fx_graph: torch_fx.Graph, canon: dict[str, str],
                      reachable: set[str]) -> frozenset[str]:
     """Parameters read by an op the capture knows: modules it called, and parameters whose values reach
     a known op on the data path (through constant-side ops such as ``w.t()``).  A parameter that only an
-    opaque op (a custom autograd.Function, an extension op) reads, or none at all, was not measured."""
-    canon = canonical_names(model)
+    opaque op (a custom autograd.Function, an extension op) reads, or none at all, was not measured.
+    ``canon``: every name of a parameter of the model -> its first name (``canonical_names``)."""
     seen: set[str] = set()
     for n in fx_graph.nodes:
         desc = n.meta.get(META)

@@ -128,9 +128,10 @@ def parameter_names(model: nn.Module) -> dict[int, str]:
     return {id(p): n for n, p in model.named_parameters()}
 
 
-def canonical_names(model: nn.Module) -> dict[str, str]:
-    """Every name a parameter is reachable by -> its first name (``lm_head.weight`` -> ``wte.weight``)."""
-    first = parameter_names(model)
+def canonical_names(model: nn.Module, first: dict[int, str] | None = None) -> dict[str, str]:
+    """Every name a parameter is reachable by -> its first name (``lm_head.weight`` -> ``wte.weight``);
+    ``first``: ``parameter_names(model)``, when the caller has it already."""
+    first = parameter_names(model) if first is None else first
     return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
 
 

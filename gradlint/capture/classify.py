@@ -45,8 +45,8 @@ class Classifier:
         self.fixed = fixed            # forward parameters torch.fx fixed at their defaults
         self.model = model
         self.modules = dict(root.named_modules())
-        self.canon = canonical_names(model)
         self.by_id = parameter_names(model)
+        self.canon = canonical_names(model, self.by_id)
         self.params = set(self.canon)
         self.reachable: set[str] = set()
         self.counters: dict[str, int] = {}

@@ -15,7 +15,6 @@ import warnings
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.utils._pytree as pytree
 
 _NOISY_LOGGERS = ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes", "torch._dynamo",
                   "torch._subclasses.fake_tensor")
@@ -27,11 +26,6 @@ def trace(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:
     with _quiet():
         program = torch.export.export(model, args, kwargs, strict=False)
         return program.module()
-
-
-def flat_inputs(args: tuple, kwargs: dict) -> list:
-    """The placeholders' values, in the order the exported graph takes them."""
-    return pytree.tree_leaves((args, kwargs))
 
 
 @contextlib.contextmanager

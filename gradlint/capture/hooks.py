@@ -56,7 +56,7 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
         nodes[name] = Node(id=name, name=name, op="input", kind=ops.INPUT)
         last.append(name)
     names = parameter_names(model)
-    canon = canonical_names(model)
+    canon = canonical_names(model, names)
     measured_params: set[str] = set()
     calls: dict[str, int] = {}
     pending: dict[int, torch.Tensor] = {}

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from .. import ops
 from ..capture import OUTPUT, Graph
+from ..capture.base import parameter_names
 from ..errors import GradlintError, one_line
 
 
@@ -45,7 +46,7 @@ class Builder:
 
     def __init__(self, model: nn.Module):
         self.model = model
-        self.names = {id(p): n for n, p in model.named_parameters()}
+        self.names = parameter_names(model)
         self.actions: list[tuple[torch.Tensor, Make]] = []
         self.changed: list[str] = []
         self.skipped: list[tuple[str, str]] = []
