@@ -96,21 +96,12 @@ class Classifier:
         target = str(node.target)
         m = self.modules[target]
         row = ops.of_module(m)
-        kind = row.kind if row is not None else (ops.OTHER if _is_torch(m) else ops.OPAQUE)
+        facts = module_facts(m, row, target, self.model, self._param_name)
+        kind = facts.pop("kind")
         if target == "_guards_fn":  # torch.export's check of input shapes: reads no values
             kind = ops.SHAPE
-        weight = ops.module_weight(m)
-        bias = getattr(m, "bias", None)
-        site = sites.site_of(m) or sites.declared_site(self.model, target)
-        return self._node(
-            node, target, type(m).__name__, kind, preds, family=row.family if row else None,
-            layers=ops.module_layers(m), row=row.name if row else None,
-            weight=self._param_name(weight), bias=self._param_name(bias), module=target,
-            units_first=_units(row), inplace=ops.module_is_inplace(m), saturation=ops.module_saturation(m),
-            slope=self._module_slope(m, row), keeps_zero=bool(row and row.keeps_zero),
-            path=site[0] if site else None, line=site[1] if site else None, library=_library(m),
-            phi=_LazyPhi(m) if kind == ops.NONLINEARITY else None,
-        )
+        return self._node(node, target, type(m).__name__, kind, preds, **facts, slope=self._module_slope(m, row),
+                          phi=_LazyPhi(m) if kind == ops.NONLINEARITY else None)
 
     def _function_node(self, node: fx.Node, preds, live) -> Node:
         target = node.target
@@ -273,6 +264,20 @@ class Classifier:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def module_facts(m: nn.Module, row: ops.Op | None, path: str, model: nn.Module,
+                 param_name: Callable[[object], str | None]) -> dict:
+    """What a call of the module ``m`` at ``path`` is, whichever tier saw it (torch.fx, torch.export or
+    the hooks): its kind and op-table row, the layers it stands for, its parameters' names
+    (``param_name``), units layout, in-place and saturation facts, and where it was built."""
+    site = sites.site_of(m) or sites.declared_site(model, path)
+    return dict(kind=row.kind if row is not None else (ops.OTHER if _is_torch(m) else ops.OPAQUE),
+                family=row.family if row else None, layers=ops.module_layers(m), row=row.name if row else None,
+                weight=param_name(ops.module_weight(m)), bias=param_name(getattr(m, "bias", None)), module=path,
+                units_first=_units(row), inplace=ops.module_is_inplace(m), saturation=ops.module_saturation(m),
+                keeps_zero=bool(row and row.keeps_zero), path=site[0] if site else None,
+                line=site[1] if site else None, library=_library(m))
 
 
 def _units(row: ops.Op | None) -> bool | None:

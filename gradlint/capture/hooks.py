@@ -12,8 +12,9 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from .. import ops, sites
+from .. import ops
 from .base import Graph, Node, canonical_names, parameter_names, structure_of
+from .classify import module_facts
 
 Observe = Callable[[Node, torch.Tensor, torch.Tensor | None, torch.Tensor | None, nn.Module | None], torch.Tensor]
 
@@ -89,23 +90,16 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
             return observed if rest is None else (observed, *rest)
         return hook
 
+    facts: dict[str, dict] = {}   # per module: what it is does not change from call to call
+
+    def param_name(value) -> str | None:
+        return names.get(id(value)) if isinstance(value, torch.Tensor) else None
+
     def describe(module: nn.Module, name: str, n: int, preds: tuple[str, ...]) -> Node:
-        row = ops.of_module(module)
-        kind = row.kind if row is not None else (ops.OTHER if type(module).__module__.startswith("torch.")
-                                                  else ops.OPAQUE)
-        site = sites.site_of(module) or sites.declared_site(model, name)
-        library = sites.library_site_of(module)
-        weight, bias = ops.module_weight(module), getattr(module, "bias", None)
-        return Node(
-            id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__, kind=kind,
-            preds=preds, family=row.family if row else None, layers=ops.module_layers(module),
-            row=row.name if row else None, weight=names.get(id(weight)) if weight is not None else None,
-            bias=names.get(id(bias)) if isinstance(bias, torch.Tensor) else None, module=name,
-            units_first=None if row is None or row.units is None else row.units == "first",
-            inplace=ops.module_is_inplace(module), saturation=ops.module_saturation(module),
-            keeps_zero=bool(row and row.keeps_zero), path=site[0] if site else None,
-            line=site[1] if site else None, library=library,
-        )
+        if name not in facts:
+            facts[name] = module_facts(module, ops.of_module(module), name, model, param_name)
+        return Node(id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__,
+                    preds=preds, **facts[name])
 
     handles = []
     try:
