@@ -20,7 +20,7 @@ import torch.nn as nn
 from . import capture, memory, ops, stats
 from .capture import ALIAS_META, META, Graph, Node
 from .capture import hooks as hooks_tier
-from .capture.classify import argument
+from .capture.classify import weight_argument
 from .errors import ProbeError, one_line
 from .inputs import ProbeInputs
 from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
@@ -167,9 +167,7 @@ class _Interpreter(fx.Interpreter):
             elif n.op == "call_module":
                 weight = ops.module_weight(self.module_of(n))
             elif desc.weight_arg is not None:
-                weight = argument(_Bound(args, kwargs), desc.weight_arg)
-                if isinstance(weight, (list, tuple)):
-                    weight = weight[1] if len(weight) > 1 else None
+                weight = weight_argument(_Bound(args, kwargs), desc.weight_arg)
         out = super().run_node(n)
         self.observer.count(out)
         module = self.module_of(n) if n.op == "call_module" else None
@@ -191,7 +189,7 @@ class _Interpreter(fx.Interpreter):
 
 @dataclass
 class _Bound:
-    """Fetched arguments, shaped like an fx node for ``argument``."""
+    """Fetched arguments, shaped like an fx node for ``weight_argument``."""
 
     args: tuple
     kwargs: dict
@@ -328,7 +326,7 @@ def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInput
 
 
 def build_export(model: nn.Module, inputs: ProbeInputs) -> Graph:
-    return dict(capture.static_graphs(model, inputs.args, inputs.kwargs))["export"]()
+    return capture.exported_graph(model, inputs.args, inputs.kwargs)
 
 
 def _outputs(result, observer: Observer, graph: Graph) -> tuple[float, list[torch.Tensor], str | None]:

@@ -20,7 +20,7 @@ from .base import ALIAS_META, META, OUTPUT, Graph, Node, gate_branches, structur
 from . import blocks
 from .classify import Classifier, arg_nodes
 
-__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "Node", "static_graph", "static_graphs", "rebind"]
+__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "Node", "exported_graph", "static_graph", "static_graphs", "rebind"]
 
 
 def static_graph(model: nn.Module, concrete_args: dict | None = None) -> Graph:
@@ -32,11 +32,13 @@ def static_graphs(model: nn.Module, args: tuple, kwargs: dict,
                   concrete_args: dict | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
     """(tier, build) for the graph tiers in order: building may raise, and the caller moves on."""
     yield "fx", lambda: static_graph(model, concrete_args)
-    def export() -> Graph:
-        gm = export_tier.trace(model, args, kwargs)
-        return from_fx_graph(gm, gm.graph, model, "export")
+    yield "export", lambda: exported_graph(model, args, kwargs)
 
-    yield "export", export
+
+def exported_graph(model: nn.Module, args: tuple, kwargs: dict) -> Graph:
+    """The torch.export graph of ``model`` on these inputs (raises what torch.export raises), analysed."""
+    gm = export_tier.trace(model, args, kwargs)
+    return from_fx_graph(gm, gm.graph, model, "export")
 
 
 def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, tier: str,

@@ -37,6 +37,14 @@ def argument(node: fx.Node, arg: ops.Arg | None):
     return node.args[position] if position < len(node.args) else node.kwargs.get(keyword)
 
 
+def weight_argument(node, arg: ops.Arg | None):
+    """A layer's weight operand; for an RNN's flat parameter list, its first hidden-to-hidden weight."""
+    value = argument(node, arg)
+    if isinstance(value, (list, tuple)):
+        return value[1] if len(value) > 1 else None
+    return value
+
+
 class Classifier:
     """Classifies the nodes of one graph module captured from ``model``."""
 
@@ -131,9 +139,7 @@ class Classifier:
             else:
                 weight_arg, layers = row.weight_arg(aten), 1
                 bias_node = argument(node, row.bias_arg(aten))
-            weight_node = argument(node, weight_arg)
-            if isinstance(weight_node, (list, tuple)):  # an RNN's flat parameters: its first hidden-to-hidden weight
-                weight_node = weight_node[1] if len(weight_node) > 1 else None
+            weight_node = weight_argument(node, weight_arg)
         elif kind in (ops.NORM, ops.EMBEDDING):
             weight_node, bias_node = argument(node, row.weight_arg(aten)), argument(node, row.bias_arg(aten))
         elif kind == ops.MERGE and len(live) < 2:
