@@ -135,6 +135,11 @@ def canonical_names(model: nn.Module, first: dict[int, str] | None = None) -> di
     return {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
 
 
+def value_users(graph: Graph, node_id: str) -> list[str]:
+    """Nodes that read ``node_id``'s value (not only its shape), and ``OUTPUT`` if the graph returns it."""
+    return [u for u in graph.users(node_id) if u == OUTPUT or graph.nodes[u].kind != ops.SHAPE]
+
+
 def gate_branches(graph: Graph) -> frozenset[str]:
     """Nodes on a multiplicative gate branch: a nonlinearity whose value, through views, scaling and
     adding constants, multiplies another data path (squeeze-excitation's sigmoid, a GLU's gate, the
@@ -146,7 +151,7 @@ def gate_branches(graph: Graph) -> frozenset[str]:
             continue
         chain, cur = [n.id], n.id
         for _ in range(6):
-            users = [u for u in graph.users(cur) if u != OUTPUT and graph.nodes[u].kind != ops.SHAPE]
+            users = [u for u in value_users(graph, cur) if u != OUTPUT]
             if len(users) != 1:
                 break
             user = graph.nodes[users[0]]

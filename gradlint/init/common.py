@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .. import ops
 from ..capture import OUTPUT, Graph
-from ..capture.base import parameter_names
+from ..capture.base import parameter_names, value_users
 from ..errors import GradlintError, one_line
 
 
@@ -205,20 +205,16 @@ def phi_at_zero(phi: Callable[[torch.Tensor], torch.Tensor] | None) -> float | N
 # --------------------------------------------------------------------------- graph walks
 
 
-def value_users(graph: Graph, node_id: str) -> list[str]:
-    """Nodes that read ``node_id``'s value (not only its shape), and ``OUTPUT`` if the graph returns it."""
-    return [u for u in graph.users(node_id) if u == OUTPUT or graph.nodes[u].kind != ops.SHAPE]
-
-
 def fed_nonlinearity(graph: Graph, start: str, order: dict[str, int]) -> str | None:
     """The first nonlinearity (in forward order) that ``start``'s value reaches through single-input ops.
 
     None when a merge, another layer, a multi-input op or the output comes first.  ``order`` is each
     node's forward position.
     """
-    heap = [(order[u], u) for u in value_users(graph, start) if u != OUTPUT]
-    if OUTPUT in value_users(graph, start):
+    users = value_users(graph, start)
+    if OUTPUT in users:
         return None
+    heap = [(order[u], u) for u in users]
     heapq.heapify(heap)
     seen: set[str] = set()
     while heap:
