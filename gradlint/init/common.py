@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from .. import ops
-from ..capture import OUTPUT, Graph
+from ..capture import OUTPUT, Graph, static_graph
 from ..capture.base import parameter_names, value_users
 from ..errors import GradlintError, one_line
 
@@ -80,8 +80,6 @@ def graph_of(model: nn.Module, graph: Graph | None, who: str, needs: str) -> Gra
             raise InitError(f"{who}: neither torch.fx nor torch.export could capture {type(model).__name__}, so "
                             f"its structure cannot be checked; {needs}")
         return graph
-    from ..capture import static_graph
-
     try:
         return static_graph(model)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: cannot check the structure

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .. import ops
-from ..capture import Graph
+from ..capture import Graph, static_graph
 from .common import Builder, Plan, chunked_orthogonal, delta_orthogonal, fed_nonlinearity, nonlinearity_gain
 
 _HANDLED = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
@@ -32,8 +32,6 @@ def plan(model: nn.Module, graph: Graph | None = None) -> Plan:
     top_ids = {id(m) for _, m in tops}
 
     if graph is None and ops.module_layers(model) == 0:  # a bare layer traces to its functional form
-        from ..capture import static_graph
-
         try:
             graph = static_graph(model)
         except Exception:  # noqa: BLE001 - fall back to module order
