@@ -85,11 +85,7 @@ class Graph:
     def users(self, node_id: str) -> list[str]:
         """Nodes reading ``node_id``'s value, in forward order."""
         if self._users is None:
-            users: dict[str, list[str]] = {i: [] for i in self.nodes}
-            for n in self.nodes.values():
-                for p in dict.fromkeys(n.preds):
-                    if p in users:
-                        users[p].append(n.id)
+            users = users_of(self.nodes)
             for o in self.outputs:
                 if o in users:
                     users[o].append(OUTPUT)
@@ -102,13 +98,27 @@ class Graph:
                 if p in self.structure.reachable and self.nodes[p].kind != ops.SHAPE]
 
     def module(self, model: nn.Module, node_id: str) -> nn.Module | None:
-        path = self.nodes[node_id].module
-        if path is None:
-            return None
-        try:
-            return model.get_submodule(path)
-        except AttributeError:
-            return None
+        return submodule(model, self.nodes[node_id].module)
+
+
+def users_of(nodes: dict[str, Node]) -> dict[str, list[str]]:
+    """Each node -> the nodes reading its value, in forward order (a node reading it twice counts once)."""
+    users: dict[str, list[str]] = {i: [] for i in nodes}
+    for n in nodes.values():
+        for p in dict.fromkeys(n.preds):
+            if p in users:
+                users[p].append(n.id)
+    return users
+
+
+def submodule(model: nn.Module, path: str | None) -> nn.Module | None:
+    """``model``'s submodule at ``path``; None for no path, or one the model does not have."""
+    if path is None:
+        return None
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        return None
 
 
 OUTPUT = "<output>"   # the graph's output as a user in ``Graph.users``

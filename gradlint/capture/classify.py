@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .. import ops, sites
 from . import composites
-from .base import META, Node, canonical_names, parameter_names
+from .base import META, Node, canonical_names, parameter_names, submodule, users_of
 
 _KNOWN_MODULES = ("torch", "_operator", "operator", "builtins", "math", "gradlint")
 
@@ -147,7 +147,7 @@ class Classifier:
         weight = self._param_name(self._param_at(weight_node))
         bias = self._param_name(self._param_at(bias_node))
         scope = _innermost_module(node)
-        owner = self._module_at(scope)
+        owner = submodule(self.model, scope)
         base = self._function_name(node, kind, fname, weight, scope, owner)
         op_name = type(owner).__name__ if base == scope and owner is not None else fname.strip("_") or node.name
         site = (sites.site_of(owner) or sites.declared_site(self.model, scope)) if owner is not None else None
@@ -204,14 +204,6 @@ class Classifier:
             return self.by_id.get(id(value))
         return None
 
-    def _module_at(self, path: str | None) -> nn.Module | None:
-        if path is None:
-            return None
-        try:
-            return self.model.get_submodule(path)
-        except AttributeError:
-            return None
-
     def _module_slope(self, m: nn.Module, row: ops.Op | None):
         if row is None or row.family != ops.RELU:
             return None
@@ -240,10 +232,7 @@ class Classifier:
     def _bias_cancellation(self) -> None:
         """A layer whose bias feeds straight (through views) into a norm that subtracts each
         channel's batch mean: the bias cancels exactly."""
-        users: dict[str, list[str]] = {}
-        for n in self.nodes.values():
-            for p in dict.fromkeys(n.preds):
-                users.setdefault(p, []).append(n.id)
+        users = users_of(self.nodes)
         for n in list(self.nodes.values()):
             if n.kind != ops.LAYER or n.bias is None:
                 continue
@@ -265,7 +254,7 @@ class Classifier:
             return False
         if ops.by_name(norm.row).per_channel:
             return True
-        m = self._module_at(norm.module)
+        m = submodule(self.model, norm.module)
         return isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels
 
 
