@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 from .errors import GradlintError  # noqa: E402
 from .report import Finding, ModelReport, TargetResult  # noqa: E402
 
-__all__ = ["Finding", "GradlintError", "ModelReport", "TargetResult", "lint", "__version__"]
+__all__ = ["Finding", "GradlintError", "Inputs", "ModelReport", "TargetResult", "lint", "__version__"]
 
 
 def __getattr__(name: str):
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from .api import lint
 
         return lint
+    if name == "Inputs":
+        from .inputs import Inputs
+
+        return Inputs
     raise AttributeError(f"module 'gradlint' has no attribute {name!r}")

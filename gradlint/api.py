@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import traceback
 from collections.abc import Callable, Sequence
@@ -30,11 +31,15 @@ class ProbeOptions:
     device: str | None = None
     dtype: str | None = None
     what_if: tuple[str, ...] = ()      # changes from gradlint.init to probe on a copy as well
+    data_input: str | None = None      # the input the data path starts from (default: chosen from the graph)
+    model_output: str | None = None    # which output is Y (default: every floating output, together)
+    threads: int | None = None         # torch's intra-op threads while probing (default: torch's own)
 
 
 def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None, seed: int = 0,
          draws: int = 1, input_shape: tuple[int, ...] | None = None, target: str | None = None,
-         what_if: tuple[str, ...] = (), rules: Sequence[Rule] | None = None) -> TargetResult:
+         what_if: tuple[str, ...] = (), rules: Sequence[Rule] | None = None, data_input: str | None = None,
+         model_output: str | None = None, threads: int | None = None) -> TargetResult:
     """Probe ``model`` and judge it.  Raises ``GradlintError`` when the model cannot be analysed.
 
     ``example_inputs`` is a tensor, a tuple of positional inputs or a dict of keyword inputs (batch
@@ -43,8 +48,12 @@ def lint(model: nn.Module, example_inputs=None, *, batch_size: int | None = None
     is (its device and dtype) and left exactly as it was.  ``what_if`` names changes from
     ``gradlint.init`` ("orthogonal", "looks-linear", "zero-residual") to probe on a copy as well.
     ``rules`` are the rule instances to run (default: every rule on by default, default options).
+    ``data_input`` names the forward argument the data path starts from (default: chosen from the graph;
+    ``gradlint.Inputs(..., data_input=...)`` says the same), ``model_output`` which output is Y (a key, an
+    index or a dotted path; default: every floating output together), ``threads`` torch's threads.
     """
-    opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape, what_if=what_if)
+    opts = ProbeOptions(batch_size=batch_size, seed=seed, draws=draws, input_shape=input_shape, what_if=what_if,
+                        data_input=data_input, model_output=model_output, threads=threads)
     path, line = _definition(model)
     given = ProbeInputs.of(example_inputs) if example_inputs is not None else None
     return _lint(model, given, "given", opts, target or type(model).__name__, path, line, rules)
@@ -75,16 +84,18 @@ def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, 
     unknown = [c for c in opts.what_if if c not in changes.CHANGES]
     if unknown:
         raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(changes.CHANGES)}")
-    with user_code():
+    with user_code(), threads(opts.threads):
         probed = probe.run(model, given, target=target, path=path, line=line, seed=opts.seed,
-                           draws=opts.draws, input_source=source, fit_memory=opts.batch_size is None)
+                           draws=opts.draws, input_source=source, fit_memory=opts.batch_size is None,
+                           data_input=opts.data_input, model_output=opts.model_output)
         report = probed.report
         variants = []
         for change in dict.fromkeys(opts.what_if):
             try:
                 variants.append(whatif.run(model, given, change, probed.graph, target=target, path=path,
                                            line=line, seed=opts.seed, draws=opts.draws, input_source=source,
-                                           rules=rules, context=context))
+                                           rules=rules, context=context, data_input=opts.data_input,
+                                           model_output=opts.model_output))
             except GradlintError as exc:
                 variants.append(WhatIf(change, False, str(exc)))
     findings = check(report, rules, context)
@@ -95,6 +106,20 @@ def _lint(model, given: ProbeInputs | None, source, opts: ProbeOptions, target, 
     findings, suppressed = suppress.split(report, findings)
     return TargetResult(target=target, report=report, findings=findings, what_if=tuple(variants),
                         suppressed=suppressed)
+
+
+@contextlib.contextmanager
+def threads(count: int | None):
+    """torch's intra-op threads set to ``count`` for the block (None: left as they are)."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _applicable_changes(model: nn.Module, graph=None) -> tuple[str, ...]:

@@ -66,6 +66,13 @@ def main() -> None:
               help="Gaussian cotangents averaged in the GSC estimate.  [default: 1]")
 @click.option("--device", help="Move the model to this device before probing (e.g. cuda).")
 @click.option("--dtype", type=click.Choice(["float32", "float64", "float16", "bfloat16"]), help="Probe dtype.")
+@click.option("--data-input", metavar="NAME",
+              help="The forward argument the data path starts from (e.g. x for model(x, t)).  [default: chosen from "
+                   "the graph: the input that meets the others farthest from the output]")
+@click.option("--model-output", metavar="KEY",
+              help="Which output the GSC is relative to: a key (logits), an index (0) or a dotted path (0.logits).  "
+                   "[default: every floating output, together]")
+@click.option("--threads", type=click.IntRange(min=1), help="torch's threads while probing.  [default: torch's own]")
 @click.option("--what-if", "what_if", multiple=True, type=click.Choice(list(CHANGES)),
               help="Also probe a copy of each model with this change to its initial weights (gradlint.init) and "
                    "show the figures and findings before and after. Repeat for several.")
@@ -94,7 +101,8 @@ def main() -> None:
               help="Fail only on findings that are new since this baseline or whose value got worse beyond 25%; "
                    "report stale entries and how many findings the baseline absorbed.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
-def check(targets, output_format, output_path, color, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype, what_if,
+def check(targets, output_format, output_path, color, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype,
+          data_input, model_output, threads, what_if,
           plot_path, select, extend_select, ignore, config_file, isolated, timeout, changed_files, write_baseline,
           baseline_path, debug):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
@@ -120,7 +128,8 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
                                 parse_codes(ignore, "--ignore") or ()),
             fail_on=fail_on, output_format=output_format,
             probe=Probe(batch_size=batch_size, seed=seed, draws=draws, device=device, dtype=dtype,
-                        input_shape=input_shape), timeout=timeout)
+                        input_shape=input_shape, data_input=data_input, model_output=model_output, threads=threads),
+            timeout=timeout)
         configs = Resolver(cli, config_file, isolated)
         run = configs.for_run()
         root = repository_root()
@@ -133,12 +142,17 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
         click.echo(f"gradlint: error: {exc}", err=True)
         sys.exit(2)
     results: list[TargetResult] = []
+    skipped: list[tuple[str, str]] = []
     for spec, settings in plan:
         found = _analyse_target(spec, settings, tuple(what_if), skip_if_empty=spec in skippable)
         if found is None:
             click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
-        else:
-            results += found
+            continue
+        found, helpers = _helpers_skipped(spec, found)
+        for target, why in helpers:
+            click.echo(f"gradlint: note: {target}: skipped, not probed ({why})", err=True)
+        results += found
+        skipped += helpers
     for r in results:
         if not r.ok:
             click.echo(f"gradlint: error: {r.error.message}", err=True)
@@ -160,7 +174,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
         comparison = baseline.compare(results, recorded, root, baseline_path)
         click.echo(f"gradlint: {baseline.summary_line(comparison)}", err=True)
     rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
-    output = Output(results, tuple(sorted(rules.values(), key=lambda r: r.code)), root, comparison)
+    output = Output(results, tuple(sorted(rules.values(), key=lambda r: r.code)), root, comparison, tuple(skipped))
     _emit(run.output_format, output, output_path, color)
     code = exit_code(results, run.fail_on, exit_zero or bool(write_baseline), comparison)
     if plot_path:
@@ -187,7 +201,7 @@ def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
         console = Console(file=sink, highlight=False, width=None if tty else 120,
                           force_terminal=True if color == "always" else False if color == "never" else None,
                           no_color=False if color == "always" else True if color == "never" else None)
-        render_text(output.results, console)
+        render_text(output.results, console, output.skipped)
         text = sink.getvalue() if path else None
     else:
         text = render(fmt, output)
@@ -261,6 +275,26 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
             outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step), settings.timeout)
         results.append(outcome.value if outcome.ok else _not_analysed(target, outcome))
     return results
+
+
+# Failures that mean "this module is not a model one can call on its own" (its forward needs inputs gradlint
+# cannot make), as opposed to a model that is broken.
+_NOT_PROBED = ("input", "forward")
+
+
+def _helpers_skipped(spec: str, results: list[TargetResult]) -> tuple[list[TargetResult], list[tuple[str, str]]]:
+    """Modules a file defines, found (not named), that could not be probed are skipped with a note when some
+    other module of the file was analysed; when none was, every failure stays a failure."""
+    if split_target(spec)[1] is not None or not any(r.ok for r in results):
+        return results, []
+    kept, skipped = [], []
+    for r in results:
+        if not r.ok and r.error.kind in _NOT_PROBED:
+            why = r.error.message.removeprefix(f"{r.target}: ")
+            skipped.append((r.target, f"{why}; name it ({r.target}) with example_inputs to analyse it"))
+        else:
+            kept.append(r)
+    return kept, skipped
 
 
 def _models_in(spec: str, seed: int):

@@ -40,7 +40,8 @@ from .render import FORMATS as OUTPUT_FORMATS  # noqa: E402 - one list of format
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
         "probe", "rules")
-PROBE_KEYS = ("batch-size", "seed", "draws", "device", "dtype", "input-shape", "input-shapes")
+PROBE_KEYS = ("batch-size", "seed", "draws", "device", "dtype", "input-shape", "input-shapes", "data-input",
+              "model-output", "threads")
 
 
 class ConfigError(GradlintError):
@@ -103,6 +104,9 @@ class Probe:
     dtype: str | None = None
     input_shape: tuple[int, ...] | None = None
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()   # ("file.py:NAME" or "NAME", shape)
+    data_input: str | None = None       # the input the data path starts from (forward parameter name)
+    model_output: str | None = None     # which output is Y: a key, an index or a dotted path ("logits", "0")
+    threads: int | None = None          # torch's intra-op threads while probing
 
     def under(self, cli: Probe) -> Probe:
         """These settings with the command line's on top; its --input-shape also beats input-shapes."""
@@ -110,6 +114,10 @@ class Probe:
         if cli.input_shape is not None:
             given["input_shapes"] = ()
         return replace(self, **given)
+
+
+# The probe settings that pass to ``gradlint.api.ProbeOptions`` as they are (input shapes are per model).
+PROBE_OPTIONS = ("batch_size", "seed", "draws", "device", "dtype", "data_input", "model_output", "threads")
 
 
 @dataclass(frozen=True)
@@ -189,8 +197,7 @@ class Settings:
 
     def probe_for(self, target: str, model_file: Path | str | None) -> dict[str, Any]:
         """``ProbeOptions`` keyword arguments for one model (``target`` as reported: ``file.py:NAME``)."""
-        given = {name: getattr(self.probe, name) for name in ("batch_size", "seed", "draws", "device", "dtype")
-                 if getattr(self.probe, name) is not None}
+        given = {name: getattr(self.probe, name) for name in PROBE_OPTIONS if getattr(self.probe, name) is not None}
         shape = self.input_shape_for(target, model_file)
         return {**given, "input_shape": shape} if shape is not None else given
 
@@ -362,6 +369,9 @@ def _probe(value: Any, where: _Where) -> Probe:
         dtype=get("dtype", lambda v, w: _choice(v, DTYPES, w)),
         input_shape=get("input-shape", _shape),
         input_shapes=get("input-shapes", _input_shapes) or (),
+        data_input=get("data-input", _text),
+        model_output=get("model-output", _text),
+        threads=get("threads", lambda v, w: _integer(v, w, minimum=1)),
     )
 
 

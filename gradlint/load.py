@@ -164,6 +164,30 @@ def _line_in(exc: BaseException, apath: str) -> int | None:
     return line
 
 
+def components(module: ModuleType, factories: set[str]) -> set[str]:
+    """Names of the file's top-level definitions that another class of the file, or one of its model
+    factories (``factories``), refers to (``self.attn = Attention(dim)``, ``block=BasicBlock``): helpers
+    that a model builds, not models of their own.  ``example_inputs`` and other functions do not count."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return set()
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    defined = {node.name: node for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef,
+                                                                          ast.AsyncFunctionDef))}
+    used: set[str] = set()
+    for name, node in defined.items():
+        if not isinstance(node, ast.ClassDef) and name not in factories:
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name) and inner.id != name and inner.id in defined:
+                used.add(inner.id)
+    return used
+
+
 def _top_level_lines(module: ModuleType) -> dict[str, int]:
     path = getattr(module, "__file__", None)
     if not path:
@@ -233,18 +257,19 @@ def _discover(module, path, where, lines, inputs) -> tuple[list[ModelSource], li
     skipped: list[str] = []
     items = [(k, v) for k, v in vars(module).items() if not k.startswith("_")]
     instance_types = {type(v) for _, v in items if isinstance(v, nn.Module)}
+    parts = components(module, {k for k, v in items if inspect.isfunction(v) and _is_factory(k, v, module)})
     for name, obj in items:
         own = getattr(obj, "__module__", None) == module.__name__
         if isinstance(obj, nn.Module):
             pass
         elif isinstance(obj, type) and issubclass(obj, nn.Module) and own:
-            if obj in instance_types:
-                continue
+            if obj in instance_types or getattr(obj, "__name__", name) in parts:
+                continue  # an instance of it is analysed, or another module of the file builds it
             if needs_arguments(obj):
                 skipped.append(name)
                 continue
-        elif inspect.isfunction(obj) and own and name != "example_inputs":
-            if needs_arguments(obj) or not (_returns_module(obj) or FACTORY_NAME.match(name)):
+        elif inspect.isfunction(obj) and own:
+            if not _is_factory(name, obj, module):
                 continue
         else:
             continue
@@ -252,6 +277,12 @@ def _discover(module, path, where, lines, inputs) -> tuple[list[ModelSource], li
         if src is not None:
             sources.append(src)
     return sources, skipped
+
+
+def _is_factory(name: str, fn, module: ModuleType) -> bool:
+    """A zero-argument function of the file annotated to return a module or named like a factory."""
+    return (fn.__module__ == module.__name__ and name != "example_inputs" and not needs_arguments(fn)
+            and (_returns_module(fn) or bool(FACTORY_NAME.match(name))))
 
 
 def _source_for(obj, name, module, path, lines, inputs, target, explicit) -> ModelSource | None:

@@ -181,6 +181,15 @@ OPS: tuple[Op, ...] = (
     # Attention as one op (q, k, v all carry data: not depth-bearing); its dropout is off during the probe.
     Op("sdpa", OTHER, functions=(F.scaled_dot_product_attention,), aten=("scaled_dot_product_attention",),
        dropout_arg=(4, "dropout_p")),
+    # A model that returns probabilities or log-probabilities: the GSC is read relative to their logits.
+    Op("softmax", OTHER, modules=(nn.Softmax,), functions=(F.softmax, torch.softmax), methods=("softmax",),
+       aten=("softmax", "_softmax")),
+    Op("log_softmax", OTHER, modules=(nn.LogSoftmax,), functions=(F.log_softmax, torch.log_softmax),
+       methods=("log_softmax",), aten=("log_softmax", "_log_softmax")),
+    # Concatenation: a skip when its operands pass different numbers of layers (U-Net, DenseNet).
+    Op("cat", OTHER, functions=tuple(f for f in (torch.cat, getattr(torch, "concat", None),
+                                                 getattr(torch, "concatenate", None)) if f is not None),
+       aten=("cat", "concat")),
     # Shape queries read no values: they start no path.
     Op("shape", SHAPE, functions=(getattr, torch.numel), methods=("size", "dim", "numel", "ndimension", "nelement"),
        aten=("sym_size", "sym_numel", "sym_stride")),
@@ -243,6 +252,9 @@ def aten_name(target: object) -> str | None:
     if packet is None or getattr(target, "namespace", None) != "aten":
         return None
     return getattr(packet, "__name__", None)
+
+
+SOFTMAX_ROWS = ("softmax", "log_softmax")
 
 
 def is_dropout_module(module: nn.Module) -> bool:

@@ -11,19 +11,20 @@ tensors.  Dropout is off; normalisation stays in training mode (batch statistics
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
 from . import capture, memory, ops, stats
+from . import graph as graph_structure
 from .capture import ALIAS_META, META, Graph, Node
 from .capture import hooks as hooks_tier
 from .capture.classify import weight_argument
 from .errors import ProbeError, one_line
-from .inputs import ProbeInputs
-from .report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary
+from .inputs import ProbeInputs, batch_size_of
+from .report import Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Summary
 from .state import preserved
 
 UNMEASURED_LISTED = 8   # modules named in the report's list of what the probe did not see
@@ -44,6 +45,10 @@ class Measure:
     copy_of: str | None = None
     grad_sq: list = field(default_factory=list)   # squared gradient norm per draw
     gsc: float | None = None
+    operands: tuple[float | None, ...] = ()   # a merge: the norm of each operand, in the order of its preds
+
+
+_NO_INFINITY = frozenset({ops.LAYER, ops.NONLINEARITY, ops.NORM, ops.EMBEDDING})
 
 
 class Observer:
@@ -60,6 +65,7 @@ class Observer:
         self.leaves: list[torch.Tensor] = []
         self.weights: list[tuple[str, torch.Tensor, str | None]] = []
         self.alias_sq: dict[tuple[str, str], list] = {}
+        self.softmaxed: dict[int, tuple] = {}   # id(result) -> (logits, "softmax" | "log_softmax", result)
         self._defects: dict[int, float | None] = {}
 
     def observe(self, node: Node, out, x_in=None, weight=None, module: nn.Module | None = None):
@@ -82,7 +88,9 @@ class Observer:
             m.positions = out.numel() // max(1, out.shape[0] * units)
         elif out.dim() == 1:
             m.positions = 1
-        m.nonfinite = not math.isfinite(m.norm)
+        # NaN anywhere is a defect; an infinity only where a layer, nonlinearity, norm or embedding makes it:
+        # -inf written into attention scores (a causal mask, masked_fill) is what the softmax after it expects.
+        m.nonfinite = math.isnan(m.norm) or (math.isinf(m.norm) and node.kind in _NO_INFINITY)
         if node.kind == ops.LAYER:
             m.width = None if units is None else int(units)
             if isinstance(weight, torch.Tensor) and weight.is_floating_point():
@@ -100,6 +108,8 @@ class Observer:
             out = out.detach().requires_grad_(True)   # e.g. embeddings of token ids: gradients start here
             self.leaves.append(out)
             handed = out.clone()
+        elif node.kind == ops.INPUT:
+            self.leaves.append(out)   # the backward stops at the leaves it is given: the float inputs are ones
         out.register_hook(self._sum_into(m.grad_sq))
         if (self.keep is None or node.id in self.keep) and m.norm > 0 and out.requires_grad:
             self.anchor = (node.id, out)
@@ -111,6 +121,18 @@ class Observer:
             self.used += memory.bytes_of_values([value])
             if self.used > self.budget:
                 raise memory.OverBudget(self.used)
+
+    def measure_operands(self, node: Node, fx_node: fx.Node, fetched: tuple[tuple, dict]) -> None:
+        """A merge's operand norms, in the order of its preds: a residual block's dilution is read here,
+        whatever the operands are (a dropout, a scaled branch, an alias of the block input)."""
+        values: dict[str, float | None] = {}
+        for arg, value in _operands(fx_node, fetched):
+            if arg.name not in values:
+                values[arg.name] = (stats.frobenius(value) if isinstance(value, torch.Tensor)
+                                    and value.is_floating_point() else None)
+        norms = list(values.values())
+        if len(norms) == len(node.preds):
+            self.measures.setdefault(node.id, Measure()).operands = tuple(norms)
 
     def observe_alias(self, key: tuple[str, str], out):
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -157,20 +179,29 @@ class _Interpreter(fx.Interpreter):
             if row.dropout_arg is not None:
                 args, kwargs = ops.without_dropout(row, *self.fetch_args_kwargs_from_env(n))
                 return n.target(*args, **kwargs)
+        if desc.row in ops.SOFTMAX_ROWS:
+            out = super().run_node(n)
+            logits = self.fetch_args_kwargs_from_env(n)[0]
+            if logits and isinstance(out, torch.Tensor):
+                self.observer.softmaxed[id(out)] = (logits[0], desc.row, out)
+            return out
         x_in = weight = None
+        if desc.kind == ops.MERGE:
+            self.observer.measure_operands(desc, n, self.fetch_args_kwargs_from_env(n))
         if desc.kind in (ops.NONLINEARITY, ops.LAYER):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if desc.kind == ops.NONLINEARITY:
                 first = next((a for a in args if isinstance(a, torch.Tensor)), None)
                 if first is not None:
                     x_in = first.detach().clone() if desc.inplace else first.detach()
-            elif n.op == "call_module":
-                weight = ops.module_weight(self.module_of(n))
             elif desc.weight_arg is not None:
                 weight = weight_argument(_Bound(args, kwargs), desc.weight_arg)
         out = super().run_node(n)
         self.observer.count(out)
         module = self.module_of(n) if n.op == "call_module" else None
+        if desc.kind == ops.LAYER and module is not None:
+            # Read after the call: a parametrization or a weight-norm hook makes the weight the forward used.
+            weight = ops.module_weight(module)
         out = self.observer.observe(desc, out, x_in, weight, module)
         if n.name in self.captured.written and isinstance(out, torch.Tensor):
             out = out.clone()
@@ -185,6 +216,25 @@ class _Interpreter(fx.Interpreter):
         if self.aten and ops.aten_name(n.target) == "native_dropout":
             return x, torch.ones_like(x, dtype=torch.bool)
         return x
+
+
+def _operands(fx_node: fx.Node, fetched: tuple[tuple, dict]) -> list[tuple[fx.Node, object]]:
+    """(argument node, its value) for a node's arguments, walking the arguments and their fetched values
+    side by side."""
+    found: list[tuple[fx.Node, object]] = []
+
+    def walk(arg, value):
+        if isinstance(arg, fx.Node):
+            found.append((arg, value))
+        elif isinstance(arg, (tuple, list)) and isinstance(value, (tuple, list)):
+            for a, v in zip(arg, value):
+                walk(a, v)
+        elif isinstance(arg, dict) and isinstance(value, dict):
+            for k in arg:
+                walk(arg[k], value.get(k))
+
+    walk((fx_node.args, fx_node.kwargs), fetched)
+    return found
 
 
 @dataclass
@@ -215,7 +265,7 @@ def probe_mode(model: nn.Module) -> None:
 
 def run(model: nn.Module, inputs: ProbeInputs, *, target: str, path: str | None, line: int | None,
         seed: int = 0, draws: int = 1, input_source: str = "given", graph: Graph | None = None,
-        fit_memory: bool = True) -> Probed:
+        fit_memory: bool = True, data_input: str | None = None, model_output: str | None = None) -> Probed:
     """Probe ``model`` on ``inputs``; the model is left exactly as it was.  ``graph``: a graph captured
     from this model before (or rebound to it), so nothing is traced again.  ``fit_memory``: cut the
     batch when the probe's estimated memory exceeds half of what is available (the report says so)."""
@@ -223,32 +273,36 @@ def run(model: nn.Module, inputs: ProbeInputs, *, target: str, path: str | None,
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
     asked = inputs
+    facts = inputs.facts(model, data_input or inputs.data_input)
+    model_output = model_output or inputs.model_output
     inputs = inputs.map(lambda x: x.detach().clone().requires_grad_(x.is_floating_point()))
     notes: list[str] = []
     with preserved(model):
         probe_mode(model)
         observer, result, graph, inputs, reduced = _forward(model, inputs, seed, graph, notes,
-                                                            device if fit_memory else None)
-        y_norm, ys, anchor = _outputs(result, observer, graph)
+                                                            device if fit_memory else None, facts)
+        y_norm, ys, anchor, output = _outputs(result, observer, graph, model_output)
         no_grad = _backward(observer, ys, draws, torch.Generator().manual_seed(seed + 1)) if ys else True
     _finish(observer, y_norm, draws)
     _mark_copies(observer, graph)
     report = _build_report(graph, observer, trainable, target=target, path=path, line=line, seed=seed,
                            device=device, dtype=dtype, inputs=inputs, input_source=input_source, anchor=anchor,
                            no_grad=no_grad and anchor is None,
-                           reduced=(_shapes(asked), reduced) if reduced else None)
+                           reduced=(_shapes(asked), reduced) if reduced else None,
+                           named=inputs.named_tensors(model), facts=facts, output=output,
+                           batch=batch_size_of(model, inputs.tensors()))
     return Probed(report, graph)
 
 
 def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: list[str],
-             device: torch.device | None):
+             device: torch.device | None, facts: capture.InputFacts):
     """Run the first tier that captures and runs the model: (observer, output, graph, the inputs it ran
     on, why the batch was cut or None).  ``device``: whose memory bounds the probe (None: no bound)."""
     fit = memory.Fit(inputs, device)
     fixed = inputs.positional(model)[1]
     tried_export = False
     if graph is None:
-        candidates = list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed))
+        candidates = list(capture.static_graphs(model, inputs.args, inputs.kwargs, fixed, facts))
     elif graph.fx_graph is not None:
         candidates = [("given", lambda: graph)]
     else:  # a hooks-tier graph holds no program to run: record the module chain again as it runs
@@ -259,12 +313,12 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
         try:
             g = build()
             if tier == "fx":
-                g = _see_inside_wrapped_functions(g, model, inputs, notes)
+                g = _see_inside_wrapped_functions(g, model, inputs, notes, facts)
             tried_export = g.tier == "export"
             if g.tier == "export":  # export recorded every value's shape: check the estimate before running
                 smaller = fit.cut_before(memory.bytes_from_export(g.fx_graph), inputs)
                 if smaller is not None:
-                    inputs, g = smaller, build_export(model, smaller)
+                    inputs, g = smaller, build_export(model, smaller, facts)
         except Exception as exc:  # noqa: BLE001 - any capture failure means: the next tier
             notes.append(capture.describe_failure(graph.tier if tier == "given" else tier, exc))
             continue
@@ -278,7 +332,7 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
             except memory.OverBudget as over:
                 inputs = fit.cut_after(over.used, inputs)
                 if g.tier == "export":
-                    g = build_export(model, inputs)
+                    g = build_export(model, inputs, facts)
                 continue
             except Exception as exc:  # noqa: BLE001
                 notes.append(capture.describe_failure(f"{g.tier}-run", exc))
@@ -297,7 +351,8 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
             return observer.observe(node, out, x_in, weight, module)
 
         try:
-            g, result = hooks_tier.run(model, inputs.args, inputs.kwargs, named, observe, "; ".join(notes) or None)
+            g, result = hooks_tier.run(model, inputs.args, inputs.kwargs, named, observe, "; ".join(notes) or None,
+                                       facts, observer.softmaxed)
         except memory.OverBudget as over:
             inputs = fit.cut_after(over.used, inputs)
             continue
@@ -306,7 +361,8 @@ def _forward(model, inputs: ProbeInputs, seed: int, graph: Graph | None, notes: 
         return observer, result, g, inputs, fit.why
 
 
-def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInputs, notes: list[str]) -> Graph:
+def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInputs, notes: list[str],
+                                  facts: capture.InputFacts) -> Graph:
     """torch.fx keeps a function registered with ``torch.fx.wrap`` as one opaque op (torchvision's Swin
     attention is one); when such an op reads parameters, torch.export, which traces into it, sees more.
     Custom autograd.Functions stay opaque on purpose (their own backward must run) and do not count."""
@@ -316,7 +372,7 @@ def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInput
     if not wrapped:
         return g
     try:
-        exported = build_export(model, inputs)
+        exported = build_export(model, inputs, facts)
     except Exception:  # noqa: BLE001 - keep what torch.fx saw
         return g
     if len(exported.measured_params) <= len(g.measured_params):
@@ -325,28 +381,87 @@ def _see_inside_wrapped_functions(g: Graph, model: nn.Module, inputs: ProbeInput
     return exported
 
 
-def build_export(model: nn.Module, inputs: ProbeInputs) -> Graph:
-    return capture.exported_graph(model, inputs.args, inputs.kwargs)
+def build_export(model: nn.Module, inputs: ProbeInputs, facts: capture.InputFacts | None = None) -> Graph:
+    return capture.exported_graph(model, inputs.args, inputs.kwargs, facts)
 
 
-def _outputs(result, observer: Observer, graph: Graph) -> tuple[float, list[torch.Tensor], str | None]:
+def _outputs(result, observer: Observer, graph: Graph, selected: str | None = None):
     """Y: every floating-point tensor of the output (tuples, lists, dicts, dataclasses, Hugging Face
-    ModelOutputs, in order) that depends on the inputs, taken together.  Returns (||Y||, Y's tensors,
-    the anchor node when Y is zero)."""
-    values = [v for v in _flatten(result) if isinstance(v, torch.Tensor)]
+    ModelOutputs, in order) that depends on the inputs, taken together, or the part ``selected`` names.
+    A tensor the model's own softmax or log-softmax made is replaced by the logits it read: the GSC
+    relative to log-probabilities measures the softmax's saturation, not the network.  Returns (||Y||,
+    Y's tensors, the anchor node when Y is zero, what Y is as ``report.OutputStats``)."""
+    part = _select(result, selected) if selected else result
+    values = [v for v in _flatten(part) if isinstance(v, torch.Tensor)]
     floats = [v for v in values if v.is_floating_point()]
     if not floats:
         kinds = ", ".join(sorted({str(v.dtype) for v in values})) or "no tensor"
-        raise ProbeError(f"the model's output is {kinds}, not a floating tensor; gradlint needs a "
+        where = f"output {selected!r}" if selected else "model's output"
+        raise ProbeError(f"the {where} is {kinds}, not a floating tensor; gradlint needs a "
                          "floating output (or a tuple, dict or dataclass holding one)")
-    ys = [y for y in floats if y.requires_grad]
+    ys, before = [], None
+    for y in floats:
+        if not y.requires_grad:
+            continue
+        made = observer.softmaxed.get(id(y))
+        if made is not None and made[2] is y and isinstance(made[0], torch.Tensor) and made[0].requires_grad:
+            y, before = made[0], made[1]
+        ys.append(y)
+    output = _output_stats(ys, observer, graph, len(floats), selected, before)
+    observer.softmaxed.clear()
     y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in ys))
     if not ys or y_norm > 0:
-        return y_norm, ys, None
+        return y_norm, ys, None, output
     if observer.anchor is None:
-        return 0.0, [], None
+        return 0.0, [], None, output
     anchor, value = observer.anchor
-    return observer.measures[anchor].norm, [value], anchor
+    return observer.measures[anchor].norm, [value], anchor, output
+
+
+def _select(result, key: str):
+    """The part of a model's output that ``key`` names: dict keys and attributes by name, sequence items
+    by index, dotted for nested outputs (``0.logits``)."""
+    value = result
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, (tuple, list)) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        elif not isinstance(value, (torch.Tensor, dict, tuple, list)) and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            have = (", ".join(map(str, value.keys())) if isinstance(value, dict)
+                    else f"indices 0-{len(value) - 1}" if isinstance(value, (tuple, list)) else type(value).__name__)
+            raise ProbeError(f"the model's output has no {part!r} (--model-output {key}; it has {have})")
+    return value
+
+
+_LOGIT_ROWS = ("linear", "addmm", "matmul", "bilinear")
+
+
+def _output_stats(ys: list[torch.Tensor], observer: Observer, graph: Graph, tensors: int, selected: str | None,
+                  before: str | None) -> OutputStats:
+    """What Y is; when its first tensor is class or token logits (read through the model's own softmax,
+    or made by a linear head whose units are its last dim), their softmax at initialisation."""
+    base = OutputStats(tensors=tensors, selected=selected, before_softmax=before)
+    if not ys:
+        return base
+    y = ys[0]
+    head = None
+    for out in graph.outputs:
+        node = graph.nodes[_past_no_ops(graph, out, reshapes=True)]
+        m = observer.measures.get(node.id)
+        if node.kind == ops.LAYER and node.row in _LOGIT_ROWS and m is not None and m.width == y.shape[-1]:
+            head = node.name
+            break
+    if head is None and before is None:
+        return base
+    found = stats.logits(y)
+    if found is None:
+        return base
+    return replace(base, logits=True, classes=found.classes, entropy=found.entropy, init_loss=found.init_loss,
+                   uniform_loss=math.log(found.classes), logit_std=found.logit_std,
+                   saturated_fraction=found.saturated_fraction, head=head)
 
 
 def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch.Generator) -> bool:
@@ -464,7 +579,9 @@ def _shapes(inputs: ProbeInputs) -> tuple[tuple[int, ...], ...]:
 
 
 def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, target, path, line, seed, device,
-                  dtype, inputs: ProbeInputs, input_source, anchor, no_grad, reduced=None) -> ModelReport:
+                  dtype, inputs: ProbeInputs, input_source, anchor, no_grad, reduced=None, named=(),
+                  facts: capture.InputFacts | None = None, output: OutputStats | None = None,
+                  batch: int | None = None) -> ModelReport:
     st = graph.structure
     spine = set(st.spine)
     if graph.tier == "hooks":
@@ -490,25 +607,31 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
             weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
             layers=n.layers if n.kind == ops.LAYER else None, positions=m.positions,
             spine_point=i in points, head=i in head, gate=i in graph.gates,
+            side=graph.nodes[st.side[i]].name if i in st.side else None,
         ))
     blocks: list[ResidualBlock] = []
-    shares = _branch_shares(obs)
+    shares = _split_shares(obs)
     for mg in st.merges:
         node = graph.nodes[mg.id]
-        skip_norm = _norm(obs, mg.skip)
-        branch_norm = math.sqrt(sum((_norm(obs, b) or 0.0) ** 2 for b in mg.branches))
-        dilution = skip_norm / branch_norm if skip_norm is not None and branch_norm > 0 else None
+        skip_norm = _operand_norm(obs, node, mg.skip)
+        branch_norms = [_operand_norm(obs, node, b) for b in mg.branches]
+        branch_norm = math.sqrt(sum(b ** 2 for b in branch_norms if b is not None))
+        dilution = (skip_norm / branch_norm if skip_norm is not None and None not in branch_norms and branch_norm > 0
+                    else None)
+        share = ([shares.get((mg.id, b)) for b in mg.branches] if (mg.id, mg.skip) in shares else [None])
         blocks.append(ResidualBlock(
             merge=node.name, block_input=graph.nodes[mg.block_input].name if mg.block_input in graph.nodes else "input",
             skip=graph.nodes[mg.skip].name, branch=", ".join(graph.nodes[b].name for b in mg.branches),
-            dilution=dilution, branch_share=shares.get(mg.id), branch_depth=mg.branch_depth,
-            skip_depth=mg.skip_depth, branch_op=", ".join(graph.nodes[b].op for b in mg.branches),
+            dilution=dilution, branch_share=sum(share) if None not in share else None, branch_depth=mg.branch_depth,
+            skip_depth=mg.skip_depth, branch_op=", ".join(graph.nodes[_past_no_ops(graph, b)].op for b in mg.branches),
+            zero_branch=None not in branch_norms and branch_norm == 0,
             path=node.path or path, line=node.line if node.path else line,
         ))
-    paths = None
-    if all(b.branch_share is not None for b in blocks):
-        outside = st.compositional_depth - sum(m.branch_depth for m in st.merges)
-        paths = stats.effective_depth(outside, [(b.skip_depth, b.branch_depth, b.branch_share) for b in blocks])
+    required = {sp.end for sp in st.splits if sp.kind == "merge"} & {m.id for m in st.merges}
+    dist = graph_structure.effective_depth_steps(st.chain, shares, required) if st.chain else None
+    if dist is None and not st.chain and st.compositional_depth == 0:
+        dist = {0: 1.0}
+    paths = stats.path_length(dist) if dist else None
     fit = stats.explosion_fit([st.depth[i] for i in body], [obs.measures[i].gsc for i in body])
     gsc_max = max((obs.measures[i].gsc for i in points), default=None)
     gsc_input = None
@@ -535,47 +658,77 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
         parameter_coverage=coverage,
     )
     tensors = inputs.tensors()
+    roles = {graph.nodes[i].name: role for i, role in st.streams.items()}
+    data_input = graph.nodes[st.data_input].name if st.data_input is not None else None
+    described = tuple(ProbeInput(name, tuple(int(d) for d in t.shape), str(t.dtype).replace("torch.", ""),
+                                 roles.get(name) or roles.get(name.rpartition("_")[0], "unused")) for name, t in named)
     probe = ProbeSettings(
-        batch_size=int(tensors[0].shape[0]) if tensors and tensors[0].dim() else 0,
+        batch_size=batch if batch is not None else int(tensors[0].shape[0]) if tensors and tensors[0].dim() else 0,
         seed=seed, device=str(device), dtype=str(dtype).replace("torch.", ""),
         input_shapes=_shapes(inputs), input_source=input_source,
         reduced_from=reduced[0] if reduced else None, reduced_why=reduced[1] if reduced else None,
+        data_input=data_input, data_input_from="user" if facts is not None and facts.data else "graph",
+        inputs=described, threads=torch.get_num_threads(),
     )
     return ModelReport(
         target=target, path=path, line=line, trace=graph.tier, trace_note=graph.note, probe=probe,
         summary=summary, layers=tuple(layers), residual_blocks=tuple(blocks),
         nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in obs.measures and obs.measures[i].nonfinite),
-        output_zero=anchor is not None, no_gradient=no_grad, unmeasured=unmeasured,
+        output_zero=anchor is not None, no_gradient=no_grad, unmeasured=unmeasured, output=output or OutputStats(),
     )
 
 
-def _norm(obs: Observer, node_id: str) -> float | None:
-    m = obs.measures.get(node_id)
-    return m.norm if m is not None else None
+def _operand_norm(obs: Observer, merge: Node, operand: str) -> float | None:
+    """The norm of one operand of a merge, as the merge read it."""
+    m = obs.measures.get(merge.id)
+    if m is None or not m.operands or operand not in merge.preds:
+        return None
+    return m.operands[merge.preds.index(operand)]
 
 
-def _branch_shares(obs: Observer) -> dict[str, float]:
-    """The branch's part of the squared gradient each block sends to its input."""
-    sums = {key: float(sum(v)) for key, v in obs.alias_sq.items() if v}
+def _past_no_ops(graph: Graph, node_id: str, reshapes: bool = False) -> str:
+    """The op behind a value: dropout (the identity during the probe), identity modules and views (and
+    reshapes, if asked) are passed back through, so a branch ending in Dropout names the norm or layer
+    before it."""
+    through = (ops.DROPOUT, ops.VIEW, ops.RESHAPE) if reshapes else (ops.DROPOUT, ops.VIEW)
+    for _ in range(16):
+        node = graph.nodes[node_id]
+        live = graph.live_preds(node_id)
+        if node.kind not in through or len(live) != 1:
+            return node_id
+        node_id = live[0]
+    return node_id
+
+
+def _split_shares(obs: Observer) -> dict[tuple[str, str], float]:
+    """Each side's part of the squared gradient a split sends to its start: (split end, operand) -> share."""
+    sums: dict[str, dict[str, float]] = {}
+    for (end, operand), v in obs.alias_sq.items():
+        if v:
+            sums.setdefault(end, {})[operand] = float(sum(v))
     shares = {}
-    for merge in {m for m, _ in sums}:
-        skip, branch = sums.get((merge, "skip")), sums.get((merge, "branch"))
-        if skip is not None and branch is not None and math.isfinite(skip + branch) and skip + branch > 0:
-            shares[merge] = branch / (skip + branch)
+    for end, sides in sums.items():
+        total = sum(sides.values())
+        if math.isfinite(total) and total > 0:
+            shares.update({(end, o): x / total for o, x in sides.items()})
     return shares
 
 
-def _coverage(graph: Graph, trainable: dict[str, int]) -> tuple[float | None, tuple[tuple[str, int], ...]]:
-    """The fraction of trainable parameter elements the probe measured, and the largest modules it did not."""
+def _coverage(graph: Graph, trainable: dict[str, int]) -> tuple[float | None, tuple[tuple[str, int, str], ...]]:
+    """The fraction of trainable parameter elements the probe measured, and the largest modules it did not,
+    each with why (the reason of its largest unmeasured parameter)."""
     total = sum(trainable.values())
     if total == 0:
         return None, ()
     missed: dict[str, int] = {}
+    why: dict[str, tuple[int, str]] = {}
     for name, numel in trainable.items():
         if name not in graph.measured_params:
             module = name.rsplit(".", 1)[0] if "." in name else name  # a parameter of the model itself: its name
             missed[module] = missed.get(module, 0) + numel
+            reason = graph.unmeasured_why.get(name, "never read by an op the capture recognised")
+            if numel > why.get(module, (-1, ""))[0]:
+                why[module] = (numel, reason)
     seen = total - sum(missed.values())
     ranked = sorted(missed.items(), key=lambda kv: (-kv[1], kv[0]))[:UNMEASURED_LISTED]
-    return seen / total, tuple(ranked)
-
+    return seen / total, tuple((module, count, why[module][1]) for module, count in ranked)

@@ -50,6 +50,7 @@ class Layer:
     spine_point: bool = False         # a point of the GSC profile: float input, embedding, spine layer, residual merge
     head: bool = False                # after the network pooled its positions away: not in the explosion fit
     gate: bool = False                # on a branch that multiplies another path (SE, GLU, x * tanh(...)): not a depth link
+    side: str | None = None           # off the data path: the side input (timestep, label, encoder memory) it comes from
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that
@@ -71,6 +72,7 @@ class ResidualBlock:
     branch_depth: int                  # depth-bearing layers through the (deepest) branch
     skip_depth: int = 0                # ... through the skip: 0 identity, 1 projection
     branch_op: str | None = None       # the op producing the branch's output (e.g. BatchNorm2d, Linear, mul)
+    zero_branch: bool = False          # the branch is exactly zero at init (adaLN-Zero, ReZero, a zeroed last norm)
     path: str | None = None
     line: int | None = None
 
@@ -104,6 +106,16 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class ProbeInput:
+    """One tensor the model was called with, and its part in the structure."""
+
+    name: str                           # the forward parameter it binds to (``name_i`` inside nested structures)
+    shape: tuple[int, ...]
+    dtype: str
+    role: str                           # data | encoder | conditioning | unused
+
+
+@dataclass(frozen=True)
 class ProbeSettings:
     batch_size: int
     seed: int
@@ -113,6 +125,27 @@ class ProbeSettings:
     input_source: str = "inferred"      # example_inputs | input-shape | inferred | given
     reduced_from: tuple[tuple[int, ...], ...] | None = None   # the input shapes asked for, when memory made them smaller
     reduced_why: str | None = None
+    data_input: str | None = None       # the input the data path starts from
+    data_input_from: str = "graph"      # graph (chosen from the structure) | user (named by an option or example_inputs)
+    inputs: tuple[ProbeInput, ...] = ()
+    threads: int | None = None          # torch's intra-op threads during the probe
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """Y, the output the GSC is relative to, and its softmax at initialisation when it holds logits."""
+
+    tensors: int = 1                    # floating tensors Y holds, taken together (a forward returning several)
+    selected: str | None = None         # the output the user picked (--model-output, Inputs(model_output=...))
+    before_softmax: str | None = None   # softmax | log_softmax: Y is the logits the model's own (log-)softmax read
+    logits: bool = False                # Y's first tensor is class or token logits (a linear head's units)
+    classes: int | None = None
+    entropy: float | None = None        # mean softmax entropy / ln C (1: uniform)
+    init_loss: float | None = None      # expected cross-entropy at init against a uniform label (ln C when uniform)
+    uniform_loss: float | None = None   # ln C
+    logit_std: float | None = None      # std of the logits over classes (RMS over samples)
+    saturated_fraction: float | None = None   # samples whose largest probability is >= 0.99
+    head: str | None = None             # the layer that produces the logits
 
 
 @dataclass(frozen=True)
@@ -130,7 +163,8 @@ class ModelReport:
     output_zero: bool = False
     no_gradient: bool = False          # nothing upstream of the output requires grad
     applicable_changes: tuple[str, ...] = ()   # gradlint.init changes that apply (checked when a rule needs it)
-    unmeasured: tuple[tuple[str, int], ...] = ()   # (module, trainable parameter elements) the probe did not see
+    unmeasured: tuple[tuple[str, int, str], ...] = ()   # (module, trainable parameter elements, why) not measured
+    output: OutputStats = OutputStats()
 
     def layer(self, name: str) -> Layer | None:
         return next((x for x in self.layers if x.name == name), None)

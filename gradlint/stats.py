@@ -43,6 +43,11 @@ def unit_dims(x: torch.Tensor, channels_first: bool) -> tuple[int, ...]:
     return tuple(d for d in range(x.dim()) if d != unit)
 
 
+def _unit_shape(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape that broadcasts a per-unit value against ``x`` (1 on the dims statistics run over)."""
+    return tuple(1 if d in dims else s for d, s in enumerate(x.shape))
+
+
 @dataclass(frozen=True)
 class Collapse:
     preact_std: float
@@ -128,14 +133,18 @@ def collapse(
     if y is not None and y.shape == x.shape:
         y = _working(y.detach()).to(x.dtype)
         yc = y - y.mean(dims, keepdim=True)
-        vy = (yc * yc).mean(dims).double()
-        cov = (xc * yc).mean(dims).double()
-        vx64 = vx.double()
-        live = vx64 > 0
+        vy = (yc * yc).mean(dims)
+        live = vx > 0
         if bool(live.any()):
+            # 1 - r^2 is the share of phi(x)'s variance the best affine map of x leaves unexplained.  It is
+            # computed from the residual itself, not as 1 - cov^2 / (vx vy): near-linear units have scores of
+            # 1e-5, and the subtraction would keep only the last digits of float32 sums (machine-dependent).
+            slope = ((xc * yc).mean(dims) / vx.clamp(min=torch.finfo(vx.dtype).tiny)).reshape(_unit_shape(x, dims))
+            residual = yc - slope * xc
+            unexplained = (residual * residual).mean(dims).double()
             # A unit whose output is constant is exactly affine on its domain: score 0.
-            r2 = torch.where(vy > 0, cov * cov / (vx64 * vy).clamp(min=1e-300), torch.ones_like(vx64))
-            nonlinearity = float((1.0 - r2.clamp(max=1.0))[live].mean())
+            score = torch.where(vy > 0, unexplained / vy.double().clamp(min=1e-300), torch.zeros_like(unexplained))
+            nonlinearity = float(score.clamp(0.0, 1.0)[live].mean())
 
     dead_fraction = float((pos == 0).double().mean()) if relu_family else None
     saturated_fraction = None
@@ -252,6 +261,13 @@ def effective_depth(outside: int, blocks: list[tuple[int, int, float]]) -> PathL
             nxt[length + skip] = nxt.get(length + skip, 0.0) + q * (1.0 - p)
             nxt[length + branch] = nxt.get(length + branch, 0.0) + q * p
         dist = nxt
+    return path_length(dist)
+
+
+def path_length(dist: dict[int, float]) -> PathLength:
+    """Mean and 5th-95th percentile of a distribution of gradient path lengths (length -> probability)."""
+    total = sum(dist.values())
+    dist = {k: q / total for k, q in dist.items()}
     mean = sum(k * q for k, q in dist.items())
     return PathLength(mean, _quantile(dist, 0.05), _quantile(dist, 0.95))
 
@@ -264,3 +280,36 @@ def _quantile(dist: dict[int, float], level: float) -> int:
         if total >= level - 1e-12:
             return k
     return keys[-1]
+
+
+@dataclass(frozen=True)
+class Logits:
+    """The softmax of class or token logits at initialisation (what "verify the loss at init" checks)."""
+
+    classes: int
+    samples: int
+    entropy: float            # mean softmax entropy / ln C: 1 is uniform, 0 is one-hot
+    init_loss: float          # mean cross-entropy against a uniformly drawn label: ln C for uniform logits
+    logit_std: float          # std of the logits over classes, root mean square over samples
+    saturated_fraction: float  # samples whose largest probability is at least SATURATED_PROBABILITY
+
+
+SATURATED_PROBABILITY = 0.99
+
+
+def logits(z: torch.Tensor) -> Logits | None:
+    """Softmax statistics of logits ``z`` (classes on the last dim), in float64.  The expected
+    cross-entropy against a label drawn uniformly from the C classes is logsumexp(z) - mean(z), exactly."""
+    if z.dim() < 2 or z.shape[-1] < 2:
+        return None
+    flat = z.detach().reshape(-1, z.shape[-1]).double()
+    if not bool(torch.isfinite(flat).all()):
+        return None
+    c = flat.shape[-1]
+    logp = torch.log_softmax(flat, dim=-1)
+    p = logp.exp()
+    entropy = float((-(p * logp).sum(-1)).mean()) / math.log(c)
+    loss = float((torch.logsumexp(flat, -1) - flat.mean(-1)).mean())
+    std = math.sqrt(float(flat.var(-1, unbiased=False).mean()))
+    saturated = float((p.max(-1).values >= SATURATED_PROBABILITY).double().mean())
+    return Logits(c, flat.shape[0], entropy, loss, std, saturated)

@@ -19,7 +19,8 @@ from .rules import check
 
 
 def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph, *, target: str, path: str | None,
-        line: int | None, seed: int, draws: int, input_source: str, rules=None, context=None) -> WhatIf:
+        line: int | None, seed: int, draws: int, input_source: str, rules=None, context=None,
+        data_input: str | None = None, model_output: str | None = None) -> WhatIf:
     """``graph`` is the probe's graph of ``model``: the copy reuses it, so nothing is traced again."""
     from . import init
 
@@ -35,7 +36,8 @@ def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph,
     except GradlintError as exc:
         return WhatIf(change, False, str(exc))
     report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
-                       draws=draws, input_source=input_source, graph=variant_graph).report
+                       draws=draws, input_source=input_source, graph=variant_graph, data_input=data_input,
+                       model_output=model_output).report
     findings, _ = suppress.split(report, check(report, rules, context))
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
 

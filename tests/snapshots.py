@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from gradlint.report import Layer, ModelReport, ProbeSettings, ResidualBlock, Summary, to_plain
+from gradlint.report import Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Summary, to_plain
 from gradlint.rules import RULES
 
 FOLDER = Path(__file__).resolve().parent / "snapshots"
@@ -32,7 +32,7 @@ def live(factory) -> ModelReport:
     import gradlint
 
     model, inputs = factory()
-    return gradlint.lint(model, inputs).report
+    return gradlint.lint(model, inputs, threads=1).report
 
 
 def load(name: str) -> ModelReport:
@@ -44,9 +44,10 @@ def from_plain(d: dict) -> ModelReport:
         return None if v is None else tuple(tuple(s) for s in v)
 
     probe = {**d["probe"], "input_shapes": shapes(d["probe"]["input_shapes"]),
-             "reduced_from": shapes(d["probe"].get("reduced_from"))}
+             "reduced_from": shapes(d["probe"].get("reduced_from")),
+             "inputs": tuple(ProbeInput(**{**x, "shape": tuple(x["shape"])}) for x in d["probe"].get("inputs", ()))}
     return ModelReport(**{
-        **d, "probe": ProbeSettings(**probe), "summary": Summary(**d["summary"]),
+        **d, "probe": ProbeSettings(**probe), "summary": Summary(**d["summary"]), "output": OutputStats(**d["output"]),
         "layers": tuple(Layer(**x) for x in d["layers"]),
         "residual_blocks": tuple(ResidualBlock(**b) for b in d["residual_blocks"]),
         "nonfinite": tuple(d["nonfinite"]), "unmeasured": tuple(tuple(u) for u in d["unmeasured"]),

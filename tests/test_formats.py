@@ -17,7 +17,7 @@ import pytest
 from gradlint.render import Output, counts, render
 from gradlint.render import github, sarif
 from gradlint.render.json import result_dict, _what_if
-from gradlint.report import (AnalysisError, Finding, Layer, ProbeSettings, ResidualBlock, Summary, TargetResult,
+from gradlint.report import (AnalysisError, Finding, Layer, OutputStats, ProbeSettings, ResidualBlock, Summary, TargetResult,
                              WhatIf)
 from gradlint.rules import RULES, check
 from gradlint.rules.base import fmt
@@ -268,7 +268,7 @@ def test_json_schema_is_valid_and_names_every_field_as_required():
     jsonschema.Draft202012Validator.check_schema(JSON_SCHEMA)
     defs = JSON_SCHEMA["$defs"]
     for name, cls in {"layer": Layer, "summary": Summary, "probe": ProbeSettings, "residual_block": ResidualBlock,
-                      "finding": Finding, "error": AnalysisError}.items():
+                      "finding": Finding, "error": AnalysisError, "output": OutputStats}.items():
         names = {f.name for f in fields(cls) if f.compare}
         assert set(defs[name]["required"]) == set(defs[name]["properties"]) == names, name
     failed = TargetResult(target="x.py", error=AnalysisError("x.py: no such file", "import"))

@@ -195,12 +195,12 @@ def lint_without_split(model, x):
     """The report with the branch-share split turned off."""
     from gradlint.capture import blocks
 
-    original = blocks.split_block_inputs
+    original = blocks.split_paths
     try:
-        blocks.split_block_inputs = lambda graph: None
+        blocks.split_paths = lambda graph: None
         return gradlint.lint(model, x).report
     finally:
-        blocks.split_block_inputs = original
+        blocks.split_paths = original
 
 
 def test_residual_probe_leaves_gsc_unchanged():

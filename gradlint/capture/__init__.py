@@ -16,44 +16,46 @@ from .. import ops
 from ..errors import one_line
 from . import export as export_tier
 from . import fx as fx_tier
-from .base import ALIAS_META, META, OUTPUT, Graph, Node, gate_branches, structure_of
+from .base import ALIAS_META, META, OUTPUT, Graph, InputFacts, Node, gate_branches, structure_of
 from . import blocks
 from .classify import Classifier, arg_nodes
 
-__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "Node", "exported_graph", "static_graph", "static_graphs", "rebind"]
+__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "InputFacts", "Node", "exported_graph", "static_graph", "static_graphs", "rebind"]
 
 
-def static_graph(model: nn.Module, concrete_args: dict | None = None) -> Graph:
+def static_graph(model: nn.Module, concrete_args: dict | None = None, facts: InputFacts | None = None) -> Graph:
     """The torch.fx graph of ``model`` (raises what torch.fx raises), analysed, without running it."""
-    return from_fx_graph(model, fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()))
+    return from_fx_graph(model, fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()),
+                         facts)
 
 
-def static_graphs(model: nn.Module, args: tuple, kwargs: dict,
-                  concrete_args: dict | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
+def static_graphs(model: nn.Module, args: tuple, kwargs: dict, concrete_args: dict | None = None,
+                  facts: InputFacts | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
     """(tier, build) for the graph tiers in order: building may raise, and the caller moves on."""
-    yield "fx", lambda: static_graph(model, concrete_args)
-    yield "export", lambda: exported_graph(model, args, kwargs)
+    yield "fx", lambda: static_graph(model, concrete_args, facts)
+    yield "export", lambda: exported_graph(model, args, kwargs, facts)
 
 
-def exported_graph(model: nn.Module, args: tuple, kwargs: dict) -> Graph:
+def exported_graph(model: nn.Module, args: tuple, kwargs: dict, facts: InputFacts | None = None) -> Graph:
     """The torch.export graph of ``model`` on these inputs (raises what torch.export raises), analysed."""
     gm = export_tier.trace(model, args, kwargs)
-    return from_fx_graph(gm, gm.graph, model, "export")
+    return from_fx_graph(gm, gm.graph, model, "export", facts=facts)
 
 
 def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, tier: str,
-                  fixed: frozenset[str] = frozenset()) -> Graph:
+                  fixed: frozenset[str] = frozenset(), facts: InputFacts | None = None) -> Graph:
     """Describe and analyse an fx graph whose targets resolve against ``root`` (the model itself for
     torch.fx, the exported program's module for torch.export)."""
     classifier = Classifier(root, fx_graph, model, fixed)
     nodes = classifier.run()
     out_node = next(n for n in fx_graph.nodes if n.op == "output")
     outputs = tuple(n.name for n in arg_nodes(out_node.args) if n.name in nodes)
-    structure = structure_of(nodes, outputs)
+    structure = structure_of(nodes, outputs, facts)
     graph = Graph(tier, nodes, outputs, structure, fx_graph=fx_graph, root=root, written=_written(fx_graph),
-                  measured_params=_measured_params(root, fx_graph, classifier.canon, structure.reachable))
+                  measured_params=_measured_params(root, fx_graph, classifier.canon, structure.reachable),
+                  unmeasured_why=_opaque_readers(root, fx_graph, classifier.canon, structure.reachable))
     graph.gates = gate_branches(graph)
-    blocks.split_block_inputs(graph)
+    blocks.split_paths(graph)
     return graph
 
 
@@ -68,7 +70,8 @@ def rebind(graph: Graph, model: nn.Module) -> Graph:
         root = torch_fx.GraphModule({t: _lookup(model, t, graph.root) for t in targets}, graph.fx_graph,
                                     type(model).__name__)
     return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, fx_graph=graph.fx_graph, root=root,
-                 note=graph.note, written=graph.written, measured_params=graph.measured_params, gates=graph.gates)
+                 note=graph.note, written=graph.written, measured_params=graph.measured_params, gates=graph.gates,
+                 unmeasured_why=graph.unmeasured_why)
 
 
 def _lookup(model: nn.Module, target: str, fallback: nn.Module):
@@ -119,6 +122,35 @@ def _measured_params(root: nn.Module, fx_graph: torch_fx.Graph, canon: dict[str,
         elif n.op == "get_attr" and str(n.target) in canon and _reaches_known_op(n, reachable):
             seen.add(canon[str(n.target)])
     return frozenset(seen)
+
+
+def _opaque_readers(root: nn.Module, fx_graph: torch_fx.Graph, canon: dict[str, str],
+                    reachable: set[str]) -> dict[str, str]:
+    """Parameters an opaque op reads (directly, or through ops on parameters alone such as ``w.t()``),
+    and the parameters of opaque modules: why the probe could not measure them."""
+    why: dict[str, str] = {}
+    for n in fx_graph.nodes:
+        desc = n.meta.get(META)
+        if desc is None or desc.kind != ops.OPAQUE:
+            continue
+        params = []
+        if n.op == "call_module":
+            params = [f"{n.target}.{p}" for p, _ in root.get_submodule(str(n.target)).named_parameters()]
+        todo, seen = list(n.all_input_nodes), set()
+        while todo:
+            a = todo.pop()
+            if a in seen or a.name in reachable:
+                continue
+            seen.add(a)
+            if a.op == "get_attr":
+                params.append(str(a.target))
+            else:
+                todo.extend(a.all_input_nodes)
+        for p in params:
+            if p in canon:
+                why.setdefault(canon[p], f"read only by {desc.op}, an op gradlint cannot see into (a custom "
+                                         "autograd.Function, an extension op or an unknown module)")
+    return why
 
 
 def _reaches_known_op(start: torch_fx.Node, reachable: set[str]) -> bool:

@@ -70,6 +70,7 @@ class Graph:
     note: str | None = None                     # why earlier tiers could not capture the model
     written: frozenset[str] = frozenset()       # values written in place later: the probe hands on a copy
     measured_params: frozenset[str] = frozenset()   # parameters (qualified names) read by an op the capture knows
+    unmeasured_why: dict[str, str] = field(default_factory=dict)   # a parameter not measured -> why not
     gates: frozenset[str] = frozenset()         # nodes on a branch that multiplies another path (see gate_branches)
     _users: dict[str, list[str]] | None = field(default=None, repr=False)
     _gm: fx.GraphModule | None = field(default=None, repr=False)
@@ -124,13 +125,27 @@ def submodule(model: nn.Module, path: str | None) -> nn.Module | None:
 OUTPUT = "<output>"   # the graph's output as a user in ``Graph.users``
 
 
-def structure_of(nodes: dict[str, Node], outputs: tuple[str, ...]) -> Structure:
+@dataclass(frozen=True)
+class InputFacts:
+    """What the capture knows of the probe inputs before anything runs: which inputs have one value per
+    sample (a timestep, a label: never the data path), and the data input the user named, if any
+    (names as the forward's parameters, ``name_i`` inside nested structures)."""
+
+    scalar: frozenset[str] = frozenset()
+    data: str | None = None
+
+
+def structure_of(nodes: dict[str, Node], outputs: tuple[str, ...], facts: InputFacts | None = None) -> Structure:
     """Depths, spine and residual merges.  Shape queries carry no values: no path runs through them."""
+    facts = facts or InputFacts()
+
     def preds(n: Node) -> list[str]:
         return [p for p in n.preds if p in nodes and nodes[p].kind != ops.SHAPE]
 
-    return analyse([GraphNode(n.id, preds(n), n.layers, n.kind == ops.INPUT, n.kind == ops.MERGE)
-                    for n in nodes.values()], list(outputs))
+    data = next((n.id for n in nodes.values() if n.kind == ops.INPUT and n.name == facts.data), None)
+    return analyse([GraphNode(n.id, preds(n), n.layers, n.kind == ops.INPUT, n.kind == ops.MERGE,
+                              n.row == "cat", n.kind == ops.INPUT and n.name in facts.scalar)
+                    for n in nodes.values()], list(outputs), data)
 
 
 def parameter_names(model: nn.Module) -> dict[int, str]:

@@ -1,5 +1,6 @@
-"""Residual blocks in a graph module: the skip and the branch each get their own alias of the block input,
-so one backward pass tells how much of the block's squared gradient came through the branch."""
+"""Splits in a graph module (residual blocks, concatenation skips): the users of the split's start reading
+each operand's side get their own alias of the start, so one backward pass tells how much of the squared
+gradient at the start came through each side."""
 
 from __future__ import annotations
 
@@ -10,46 +11,58 @@ from .base import ALIAS_META, Graph
 
 
 def alias(t):
-    """A separate autograd node for one side of a residual block: its gradient is that side's share.
+    """A separate autograd node for one side of a split: its gradient is that side's share.
 
     A view, not a copy: a branch that writes its input in place must still change what the skip sees.
     """
     return t.view_as(t) if isinstance(t, torch.Tensor) else t
 
 
-def split_block_inputs(graph: Graph) -> None:
-    """Insert an alias per side of every residual block into ``graph.fx_graph`` (marked ``ALIAS_META``).
+def split_paths(graph: Graph) -> None:
+    """Insert an alias per side of every split of the structure into ``graph.fx_graph`` (marked
+    ``ALIAS_META`` with (split end, operand)), outer splits first.
 
-    A user of the block input belongs to the side whose operand it reaches.  A block where one user
-    reaches both sides, or whose block input is written in place (then the skip reads what the branch
-    wrote, and no split can separate them), is left alone and gets no branch share.
+    A user of the start belongs to the side whose operand it reaches.  A split where one user reaches
+    two sides, or whose start is written in place (then the skip reads what the branch wrote, and no
+    split can separate them), is left alone and gets no shares.  A start that an outer split already
+    divided is divided again on the alias that holds the inner split's users (a U-Net level's input is
+    both the start of its long skip and of its first residual block).
     """
     fx_graph = graph.fx_graph
     nodes = {n.name: n for n in fx_graph.nodes}
     position = {n: k for k, n in enumerate(fx_graph.nodes)}
-    for m in graph.structure.merges:
-        bi, merge = nodes.get(m.block_input), nodes.get(m.id)
-        if bi is None or merge is None or m.block_input in graph.written:
+    holders: dict[str, list[fx.Node]] = {}
+    for sp in graph.structure.splits:
+        start, end = nodes.get(sp.start), nodes.get(sp.end)
+        if start is None or end is None or sp.start in graph.written or any(o not in nodes for o in sp.operands):
             continue
-        reach_skip = _ancestors(nodes[m.skip], bi, position)
-        reach_branch = set().union(*(_ancestors(nodes[b], bi, position) for b in m.branches))
-        sides: dict[str, list[fx.Node]] = {"skip": [], "branch": []}
+        reach = {o: _ancestors(nodes[o], start, position) | ({end} if o == sp.start else set())
+                 for o in sp.operands}
+        sides: dict[str, list[fx.Node]] = {o: [] for o in sp.operands}
+        holder = None
         ambiguous = False
-        for user in list(bi.users):
-            on_skip = user in reach_skip or (user is merge and m.skip == bi.name)
-            on_branch = user in reach_branch or (user is merge and bi.name in m.branches)
-            if on_skip and on_branch:
-                ambiguous = True
-            elif on_skip or on_branch:
-                sides["skip" if on_skip else "branch"].append(user)
-        if ambiguous or not sides["skip"] or not sides["branch"]:
+        for h in holders.get(sp.start, [start]):
+            for user in list(h.users):
+                hit = [o for o in sp.operands if user in reach[o]]
+                if not hit:
+                    continue
+                if len(hit) > 1 or (holder is not None and holder is not h):
+                    ambiguous = True
+                holder = h
+                sides[hit[0]].append(user)
+        if ambiguous or holder is None or any(not users for users in sides.values()):
             continue
-        for side, users in sides.items():
-            with fx_graph.inserting_after(bi):
-                node = fx_graph.call_function(alias, (bi,))
-            node.meta[ALIAS_META] = (m.id, side)
+        made = []
+        for operand, users in sides.items():
+            with fx_graph.inserting_after(holder):
+                node = fx_graph.call_function(alias, (holder,))
+            node.meta[ALIAS_META] = (sp.end, operand)
+            position[node] = position[holder]
             for user in users:
-                user.replace_input_with(bi, node)
+                user.replace_input_with(holder, node)
+            made.append(node)
+        kept = [h for h in holders.get(sp.start, [start]) if h is not holder or h.users]
+        holders[sp.start] = kept + made
 
 
 def _ancestors(node: fx.Node, stop: fx.Node, position: dict[fx.Node, int]) -> set[fx.Node]:

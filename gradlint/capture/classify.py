@@ -172,6 +172,9 @@ class Classifier:
             if row is not None and row.kind == kind and kind != ops.OTHER:
                 return scope
         if kind in (ops.LAYER, ops.EMBEDDING, ops.NORM) and weight:
+            if ".parametrizations." in f".{weight}":  # "fc.parametrizations.weight.original": fc's weight
+                owner_path, _, rest = f".{weight}".partition(".parametrizations.")
+                weight = f"{owner_path[1:]}.{rest.split('.')[0]}".lstrip(".")
             for suffix in (".weight", "_weight"):
                 if weight.endswith(suffix) and len(weight) > len(suffix):
                     return weight[: -len(suffix)]
@@ -182,13 +185,17 @@ class Classifier:
     # ------------------------------------------------------------------ parameters
 
     def _param_at(self, arg) -> str | None:
-        """The parameter an operand reads: a get_attr of a parameter, possibly through views."""
+        """The parameter an operand reads: a get_attr of a parameter, possibly through views, or the
+        parameter a parametrization (``torch.nn.utils.parametrize``) computes the weight from."""
         node = arg
         for _ in range(8):
             if not isinstance(node, fx.Node):
                 return None
             if node.op == "get_attr":
                 return str(node.target) if str(node.target) in self.params else None
+            if node.op == "call_module" and ".parametrizations." in f".{node.target}":
+                return next((f"{node.target}.{p}" for p in ("original", "original0")
+                             if f"{node.target}.{p}" in self.params), None)
             if node.name in self.reachable or not node.args:
                 return None
             desc = self.nodes.get(node.name)

@@ -8,6 +8,7 @@ module path in ``nn_module_stack``.  The graph shares the model's parameters and
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import warnings
@@ -16,6 +17,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from . import composites
+
 _NOISY_LOGGERS = ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes", "torch._dynamo",
                   "torch._subclasses.fake_tensor")
 
@@ -23,9 +26,26 @@ _NOISY_LOGGERS = ("torch._export", "torch.export", "torch.fx.experimental.symbol
 def trace(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:
     import torch.export  # a second of imports, paid only when torch.fx could not capture the model
 
-    with _quiet():
+    with _quiet(), _composite_forwards(model):
         program = torch.export.export(model, args, kwargs, strict=False)
         return program.module()
+
+
+@contextlib.contextmanager
+def _composite_forwards(model: nn.Module):
+    """torch.nn's Transformer modules check their inputs' values on their fast paths (is the mask
+    causal?), which export cannot guard on: the submodules get gradlint's slow-path forwards (their own
+    training-mode computation, ``composites``) while the model is exported.  The root keeps its own."""
+    patched = []
+    for name, m in model.named_modules():
+        if name and composites.traceable(m):
+            patched.append(m)
+            m.forward = functools.partial(composites.forward_of(m), m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 @contextlib.contextmanager

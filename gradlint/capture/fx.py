@@ -15,6 +15,7 @@ import warnings
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.nn.utils import parametrize
 
 from .. import ops
 from . import composites
@@ -30,6 +31,11 @@ class Tracer(fx.Tracer):
             return False
         if ops.of_module(m) is not None:
             return True
+        if parametrize.is_parametrized(m):
+            # torch.nn.utils.parametrize makes a class in torch's namespace, which torch.fx would keep whole:
+            # a user's module with a parametrized weight is traced into, and its weight is the
+            # parametrization's output (one call of the ParametrizationList, a leaf).
+            return False
         return super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward, args, kwargs):

@@ -21,16 +21,30 @@ Observe = Callable[[Node, torch.Tensor, torch.Tensor | None, torch.Tensor | None
 
 class _NoDropout(torch.overrides.TorchFunctionMode):
     """Functional dropout (``F.dropout(x, p, self.training)``) returns its input during the probe, and
-    attention's own dropout probability is 0."""
+    attention's own dropout probability is 0.  ``softmaxed`` records the logits of every softmax and
+    log-softmax by the id of its result, so an output of log-probabilities can be read as its logits."""
+
+    def __init__(self, softmaxed: dict | None = None):
+        super().__init__()
+        self.softmaxed = softmaxed
+        self.read: set[int] = set()   # ids of the parameters any torch function read
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        row = ops.of_function(func)
+        for a in (*args, *kwargs.values()):
+            for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                if isinstance(t, nn.Parameter):
+                    self.read.add(id(t))
+        row = ops.of_function(func) or (ops.of_method(func.__name__) if getattr(func, "__name__", "") in (
+            "softmax", "log_softmax") else None)
         if row is not None and row.kind == ops.DROPOUT:
             return args[0] if args else kwargs["input"]
         if row is not None and row.dropout_arg is not None:
             args, kwargs = ops.without_dropout(row, tuple(args), kwargs)
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if self.softmaxed is not None and row is not None and row.name in ops.SOFTMAX_ROWS and args:
+            self.softmaxed[id(out)] = (args[0], row.name, out)
+        return out
 
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -48,7 +62,7 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observe: Observe,
-        note: str | None) -> tuple[Graph, object]:
+        note: str | None, input_facts=None, softmaxed: dict | None = None) -> tuple[Graph, object]:
     """Run ``model(*args, **kwargs)`` recording leaf modules; ``inputs`` are the (name, tensor) inputs
     already observed.  Returns the chain graph and the model's output."""
     nodes: dict[str, Node] = {}
@@ -106,12 +120,18 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
         for name, m in leaf_modules(model):
             handles.append(m.register_forward_pre_hook(pre_hook))
             handles.append(m.register_forward_hook(post_hook(name)))
-        with _NoDropout():
+        mode = _NoDropout(softmaxed)
+        with mode:
             result = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
     outputs = tuple(last)
-    graph = Graph("hooks", nodes, outputs, structure_of(nodes, outputs), note=note,
-                  measured_params=frozenset(measured_params))
+    read = {names[i] for i in mode.read if i in names}
+    why = {name: ("used by functional code outside the recorded modules, which the hooks tier does not see (it "
+                  "records module calls; a forward called directly, as in `self.module.forward(x)`, records "
+                  "nothing)" if name in read else "never read by the forward on the probe inputs")
+           for name in names.values() if name not in measured_params}
+    graph = Graph("hooks", nodes, outputs, structure_of(nodes, outputs, input_facts), note=note,
+                  measured_params=frozenset(measured_params), unmeasured_why=why)
     return graph, result

@@ -24,6 +24,7 @@ class Output:
     rules: tuple = ()                   # the enabled rule instances (SARIF lists them in tool.driver.rules)
     root: Path = field(default_factory=Path.cwd)   # the repository root: machine formats give paths relative to it
     baseline: object | None = None      # a baseline comparison (gradlint.baseline.Comparison), when one was given
+    skipped: tuple[tuple[str, str], ...] = ()   # (target, why): modules a file defines that are no model to probe
 
 
 def render(fmt: str, output: Output) -> str:
@@ -97,6 +98,36 @@ def coverage_text(coverage: float | None) -> str:
     return "n/a" if coverage is None else f"{coverage:.1%}"
 
 
+def data_path_text(probe) -> str:
+    """Which input the data path starts from, and what the other inputs are."""
+    chosen = "named by you" if probe.data_input_from == "user" else "chosen from the graph"
+    text = f"data path from {probe.data_input or 'every input'} ({chosen})"
+    for role, label in (("encoder", "encoder stream"), ("conditioning", "conditioning"), ("unused", "no path to Y")):
+        names = [x.name for x in probe.inputs if x.role == role]
+        if names:
+            text += f"; {label}: {', '.join(names)}"
+    return text
+
+
+def output_lines(output) -> list[str]:
+    """What Y is, when it is not simply the model's one output, and the softmax of logits at init."""
+    lines = []
+    what = []
+    if output.selected:
+        what.append(f"the output {output.selected!r}")
+    elif output.tensors > 1:
+        what.append(f"{output.tensors} output tensors taken together (pick one with --model-output)")
+    if output.before_softmax:
+        what.append(f"the logits read by the model's own {output.before_softmax}")
+    if what:
+        lines.append("Y: " + "; ".join(what))
+    if output.logits:
+        lines.append(f"output at init: {output.classes} classes, cross-entropy {output.init_loss:.3g} against "
+                     f"ln C = {output.uniform_loss:.3g}, logit std {output.logit_std:.3g}, "
+                     f"{output.saturated_fraction:.0%} of samples saturated (top probability >= 0.99)")
+    return lines
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -106,12 +137,19 @@ def severity_counts(c: dict[str, int]) -> str:
     return f"{plural(c['errors'], 'error')}, {plural(c['warnings'], 'warning')}, {c['infos']} info"
 
 
-def total_line(results: list[TargetResult], strong=lambda text: text, failed_note: str = "") -> str:
-    """The report's last line: targets analysed, findings by severity, suppressed, failed."""
+def total_line(results: list[TargetResult], strong=lambda text: text, failed_note: str = "", skipped: int = 0) -> str:
+    """The report's last line: targets analysed, findings by severity, suppressed, failed, skipped."""
     c = counts(results)
     tail = f"{strong(plural(c['targets'] - c['failed'], 'target') + ' analysed')}: {severity_counts(c)}"
     if c["suppressed"]:
         tail += f"; {c['suppressed']} suppressed by comments"
     if c["failed"]:
         tail += f"; {c['failed']} could not be analysed{failed_note}"
+    if skipped:
+        tail += f"; {plural(skipped, 'module')} of the files skipped (not probed: see above)"
     return tail
+
+
+def skipped_line(target: str, why: str) -> str:
+    """One skipped module: a module a file defines (found, not named) that could not be probed."""
+    return f"skipped {target}: {why}"

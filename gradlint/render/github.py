@@ -46,4 +46,6 @@ def render(output: Output) -> str:
         lines += [_finding(f, output.root) for f in r.findings]
         if not r.ok:
             lines.append(_failure(r, output.root))
+    lines += [command("notice", why, file=target_file(target, output.root), title="gradlint skipped a module")
+              for target, why in output.skipped]
     return "".join(line + "\n" for line in lines)

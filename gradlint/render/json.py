@@ -28,7 +28,9 @@ def result_dict(r: TargetResult) -> dict:
         "layers": to_plain(rep.layers) if rep else [],
         "residual_blocks": to_plain(rep.residual_blocks) if rep else [],
         "nonfinite": list(rep.nonfinite) if rep else [],
-        "unmeasured": [{"module": name, "parameters": count} for name, count in rep.unmeasured] if rep else [],
+        "unmeasured": [{"module": name, "parameters": count, "why": why} for name, count, why in rep.unmeasured]
+        if rep else [],
+        "output": to_plain(rep.output) if rep else None,
         "findings": to_plain(r.findings),
         "suppressed": to_plain(r.suppressed),
         "what_if": [_what_if(r, w) for w in r.what_if],
@@ -56,6 +58,8 @@ def render(output: Output) -> str:
         "version": __version__,
         "results": [result_dict(r) for r in output.results],
         "summary": counts(output.results),
+        # modules the files define that were found, not named, and could not be probed (helpers)
+        "skipped": [{"target": target, "why": why} for target, why in output.skipped],
     }
     if output.baseline is not None:   # --baseline: what is new, worse, absorbed and stale
         doc["baseline"] = output.baseline.as_dict()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ..report import TargetResult
 from ..rules.base import fmt
-from . import Output, counts, coverage_text, model_key, plural, relative_to_root, severity_counts, total_line, verdict
+from . import (Output, counts, coverage_text, model_key, plural, relative_to_root, severity_counts, skipped_line,
+               total_line, verdict)
 
 # The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
 BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
@@ -122,5 +123,7 @@ def render(output: Output) -> str:
         lines += _baseline(output.baseline)
     for r in output.results:
         lines += [*_model(r, output.root, output.baseline), ""]
-    lines.append(total_line(output.results, strong=lambda text: f"**{text}**"))
+    lines += [f"- {skipped_line(target, why)}" for target, why in output.skipped]
+    lines += [""] if output.skipped else []
+    lines.append(total_line(output.results, strong=lambda text: f"**{text}**", skipped=len(output.skipped)))
     return "\n".join(lines) + "\n"

@@ -87,6 +87,15 @@ def _notification(r: TargetResult, root) -> dict:
     return note
 
 
+def _skipped(target: str, why: str, root) -> dict:
+    note = {"level": "note", "message": {"text": f"skipped {target}: {why}"},
+            "properties": {"target": target, "kind": "skipped"}}
+    file = target_file(target, root)
+    if file:
+        note["locations"] = [_location(file, None)]
+    return note
+
+
 def render(output: Output) -> str:
     rules = list(output.rules)
     index = {rule.code: i for i, rule in enumerate(rules)}
@@ -101,7 +110,8 @@ def render(output: Output) -> str:
         # it to the checkout; a viewer asks for the folder).
         "originalUriBaseIds": {SRCROOT: {"description": {"text": "The repository root."}}},
         "invocations": [{"executionSuccessful": not failed,
-                         "toolExecutionNotifications": [_notification(r, output.root) for r in failed]}],
+                         "toolExecutionNotifications": [_notification(r, output.root) for r in failed]
+                         + [_skipped(target, why, output.root) for target, why in output.skipped]}],
         "results": results,
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}

@@ -12,7 +12,8 @@ from rich.text import Text
 from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, Layer, TargetResult
 from .. import whatif
 from ..rules.base import fmt
-from . import counts, coverage_text, plural, severity_counts, total_line, verdict
+from . import (counts, coverage_text, data_path_text, output_lines, plural, severity_counts, skipped_line, total_line,
+               verdict)
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
 MAX_ROWS = 40
@@ -73,11 +74,11 @@ def _table(r: TargetResult) -> Table:
             table.add_row(Text(f"... {skipped} rows", style="dim"))
             skipped = 0
         op = a.op if n is None or n is a else f"{a.op}>{n.op}"
-        cells = [a.name, op, "" if a.depth is None else str(a.depth), fmt(a.gsc) if a.gsc is not None else "",
+        cells = [a.name + (f" (from {a.side})" if a.side else ""), op, "" if a.depth is None else str(a.depth), fmt(a.gsc) if a.gsc is not None else "",
                  *((fmt(getattr(n, k)) if n is not None and getattr(n, k) is not None else "")
                    for k in ("preact_std", "relative_spread", "sign_diversity", "nonlinearity")),
                  fmt(a.orthogonality_defect) if a.orthogonality_defect is not None else ""]
-        table.add_row(*cells, style="bold" if i in hot else None)
+        table.add_row(*map(Text, cells), style="bold" if i in hot else None)  # names are never markup
     return table
 
 
@@ -91,12 +92,17 @@ def _summary(r: TargetResult) -> Text:
         if s.effective_depth_p5 != s.effective_depth_p95:
             eff += f" (5-95%: {s.effective_depth_p5}-{s.effective_depth_p95})"
     blocks = r.report.residual_blocks
+    threads = f", {plural(p.threads, 'thread')}" if p.threads else ""
     lines = [
-        f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}; "
+        f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}{threads}; "
         f"parameter coverage {coverage_text(s.parameter_coverage)}",
+        *([f"captured by torch.export: {r.report.trace_note}"] if r.report.trace == "export" and r.report.trace_note
+          else []),
+        *([data_path_text(p)] if len(p.inputs) > 1 else []),
+        *output_lines(r.report.output),
         *([f"probe inputs reduced from {', '.join('x'.join(map(str, x)) for x in p.reduced_from)}: {p.reduced_why}"]
           if p.reduced_from else []),
-        *([f"not measured: {', '.join(f'{name} ({count:,})' for name, count in r.report.unmeasured)}"]
+        *([f"not measured: {', '.join(f'{name} ({count:,})' for name, count, _ in r.report.unmeasured)}"]
           if r.report.unmeasured else []),
         f"depth {s.compositional_depth} compositional, {eff} effective; {plural(len(blocks), 'residual block')}",
         *(_residual_lines(blocks) if blocks else []),
@@ -119,7 +125,10 @@ def _residual_lines(blocks) -> list[str]:
             return "none"
         return ", ".join(chosen[:4]) + (f" (+{len(chosen) - 4} more)" if len(chosen) > 4 else "")
 
-    return [f"dilution k {span(b.dilution for b in blocks)}, branch share {span(b.branch_share for b in blocks)}",
+    zero = sum(b.zero_branch for b in blocks)
+    return [f"dilution k {span(b.dilution for b in blocks)}"
+            + (f" ({zero} of {len(blocks)} branches zero at init)" if zero else "")
+            + f", branch share {span(b.branch_share for b in blocks)}",
             f"branch dominates skip (k < {fmt(DOMINANT_DILUTION)}): {names(b for b in blocks if b.branch_dominates)}",
             f"pass-through (share < {fmt(PASS_THROUGH_SHARE)}): {names(b for b in blocks if b.pass_through)}"]
 
@@ -183,7 +192,7 @@ def _what_if(r: TargetResult) -> Group:
     return Group(*parts, Text(""))
 
 
-def render(results: list[TargetResult], console: Console) -> None:
+def render(results: list[TargetResult], console: Console, skipped=()) -> None:
     for r in results:
         if not r.ok:
             continue
@@ -203,4 +212,6 @@ def render(results: list[TargetResult], console: Console) -> None:
             console.print(_findings(r, console.width))
         if r.what_if:
             console.print(_what_if(r))
-    console.print(total_line(results, failed_note=" (see stderr)"))
+    for target, why in skipped:
+        console.print(Text(skipped_line(target, why), style="dim"))
+    console.print(total_line(results, failed_note=" (see stderr)", skipped=len(skipped)))
