@@ -82,6 +82,7 @@ class Structure:
     streams: dict[str, str] = field(default_factory=dict)   # input -> data | encoder | conditioning | unused
     chain: tuple[Step, ...] = ()     # the top-level chain, data input to output
     splits: list[Split] = field(default_factory=list)   # every split of the walked chains, outer first
+    nested: set[str] = field(default_factory=set)       # spine nodes inside a split (a U-Net's inner path)
 
 
 def analyse(nodes: list[GraphNode], outputs: list[str], data: str | None = None) -> Structure:
@@ -160,7 +161,7 @@ def _stream(structure: Structure, graph: "_Walk", start: str, end: str, order: l
     steps = tree.steps(graph.chain(start, end))
     if end == SINK:
         structure.chain = steps
-    spine = tree.spine_of(steps, start)
+    spine = tree.spine_of(steps, start, structure.nested)
     structure.splits += tree.splits
     structure.merges += _merges(graph, height, by_id, order, start, spine)
     return spine
@@ -259,9 +260,9 @@ class _Tree:
             self._memo[key] = self.steps(self.graph.chain(start, end))
         return self._memo[key]
 
-    def spine_of(self, steps: tuple[Step, ...], start: str | None = None) -> set[str]:
+    def spine_of(self, steps: tuple[Step, ...], start: str | None = None, nested: set[str] | None = None) -> set[str]:
         """The chain's nodes, and for each split whose deepest operand nests splits of its own, that
-        operand's chain (recursively)."""
+        operand's chain (recursively); the nodes of descended chains also go into ``nested``."""
         nodes = {s.node for s in steps if s.node != SINK}
         if start is not None:
             nodes.add(start)
@@ -271,7 +272,10 @@ class _Tree:
             deepest = max(range(len(s.split.operands)), key=lambda k: (s.split.through[k], -k))
             path = s.split.paths[deepest]
             if any(t.split is not None for t in path):
-                nodes |= self.spine_of(path, s.split.start)
+                inner = self.spine_of(path, s.split.start, nested) - {s.split.start}
+                nodes |= inner
+                if nested is not None:
+                    nested |= inner
         return nodes
 
 

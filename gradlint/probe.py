@@ -24,7 +24,7 @@ from .capture import hooks as hooks_tier
 from .capture.classify import weight_argument
 from .errors import ProbeError, one_line
 from .inputs import ProbeInputs, batch_size_of
-from .report import Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Summary
+from .report import Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Shift, Summary
 from .state import preserved
 
 UNMEASURED_LISTED = 8   # modules named in the report's list of what the probe did not see
@@ -46,6 +46,7 @@ class Measure:
     grad_sq: list = field(default_factory=list)   # squared gradient norm per draw
     gsc: float | None = None
     operands: tuple[float | None, ...] = ()   # a merge: the norm of each operand, in the order of its preds
+    operand_sizes: tuple[int, ...] = ()       # ... and its elements (a broadcast operand has fewer)
 
 
 _NO_INFINITY = frozenset({ops.LAYER, ops.NONLINEARITY, ops.NORM, ops.EMBEDDING})
@@ -126,13 +127,16 @@ class Observer:
         """A merge's operand norms, in the order of its preds: a residual block's dilution is read here,
         whatever the operands are (a dropout, a scaled branch, an alias of the block input)."""
         values: dict[str, float | None] = {}
+        sizes: dict[str, int] = {}
         for arg, value in _operands(fx_node, fetched):
             if arg.name not in values:
-                values[arg.name] = (stats.frobenius(value) if isinstance(value, torch.Tensor)
-                                    and value.is_floating_point() else None)
+                tensor = isinstance(value, torch.Tensor) and value.is_floating_point()
+                values[arg.name] = stats.frobenius(value) if tensor else None
+                sizes[arg.name] = value.numel() if tensor else 0
         norms = list(values.values())
         if len(norms) == len(node.preds):
-            self.measures.setdefault(node.id, Measure()).operands = tuple(norms)
+            m = self.measures.setdefault(node.id, Measure())
+            m.operands, m.operand_sizes = tuple(norms), tuple(sizes.values())
 
     def observe_alias(self, key: tuple[str, str], out):
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -186,7 +190,7 @@ class _Interpreter(fx.Interpreter):
                 self.observer.softmaxed[id(out)] = (logits[0], desc.row, out)
             return out
         x_in = weight = None
-        if desc.kind == ops.MERGE:
+        if desc.kind == ops.MERGE or desc.shift is not None:
             self.observer.measure_operands(desc, n, self.fetch_args_kwargs_from_env(n))
         if desc.kind in (ops.NONLINEARITY, ops.LAYER):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
@@ -607,7 +611,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
             weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
             layers=n.layers if n.kind == ops.LAYER else None, positions=m.positions,
             spine_point=i in points, head=i in head, gate=i in graph.gates,
-            side=graph.nodes[st.side[i]].name if i in st.side else None,
+            side=graph.nodes[st.side[i]].name if i in st.side else None, nested=i in st.nested and i in spine,
         ))
     blocks: list[ResidualBlock] = []
     shares = _split_shares(obs)
@@ -627,6 +631,21 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
             zero_branch=None not in branch_norms and branch_norm == 0,
             path=node.path or path, line=node.line if node.path else line,
         ))
+    shifts = []
+    for i, n in graph.nodes.items():
+        m = obs.measures.get(i)
+        if n.shift is None or m is None or len(m.operands) != len(n.preds) or i not in st.data:
+            continue
+        live = [k for k, p in enumerate(n.preds) if p in st.data]
+        const = [k for k, p in enumerate(n.preds) if p not in st.data and m.operands[k] is not None]
+        if len(live) != 1 or not const or not m.operands[live[0]]:
+            continue
+        # root mean square per element, so a concatenated token compares with the data's tokens, and a
+        # broadcast embedding with what it is added to
+        term = math.sqrt(sum(m.operands[k] ** 2 for k in const) / max(1, sum(m.operand_sizes[k] for k in const)))
+        data = m.operands[live[0]] / math.sqrt(max(1, m.operand_sizes[live[0]]))
+        shifts.append(Shift(n.name, n.shift, term / data, st.depth.get(i), i in spine,
+                            path=n.path or path, line=n.line if n.path else line))
     required = {sp.end for sp in st.splits if sp.kind == "merge"} & {m.id for m in st.merges}
     dist = graph_structure.effective_depth_steps(st.chain, shares, required) if st.chain else None
     if dist is None and not st.chain and st.compositional_depth == 0:
@@ -675,6 +694,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
         summary=summary, layers=tuple(layers), residual_blocks=tuple(blocks),
         nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in obs.measures and obs.measures[i].nonfinite),
         output_zero=anchor is not None, no_gradient=no_grad, unmeasured=unmeasured, output=output or OutputStats(),
+        shifts=tuple(shifts),
     )
 
 

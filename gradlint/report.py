@@ -51,6 +51,7 @@ class Layer:
     head: bool = False                # after the network pooled its positions away: not in the explosion fit
     gate: bool = False                # on a branch that multiplies another path (SE, GLU, x * tanh(...)): not a depth link
     side: str | None = None           # off the data path: the side input (timestep, label, encoder memory) it comes from
+    nested: bool = False              # on the spine inside a skip's span (a U-Net's inner path): skips bypass it
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that
@@ -83,6 +84,19 @@ class ResidualBlock:
     @property
     def pass_through(self) -> bool:
         return self.branch_share is not None and self.branch_share < PASS_THROUGH_SHARE
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A parameter added to the data path (a learned position embedding): its scale against the data's."""
+
+    name: str                          # the add
+    parameter: str                     # the parameter added (an embedding table looked up at fixed indices)
+    ratio: float | None                # RMS of the parameter's elements / RMS of the data operand's
+    depth: int | None
+    spine: bool
+    path: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,7 @@ class ModelReport:
     applicable_changes: tuple[str, ...] = ()   # gradlint.init changes that apply (checked when a rule needs it)
     unmeasured: tuple[tuple[str, int, str], ...] = ()   # (module, trainable parameter elements, why) not measured
     output: OutputStats = OutputStats()
+    shifts: tuple[Shift, ...] = ()     # parameters added to the data path, forward order
 
     def layer(self, name: str) -> Layer | None:
         return next((x for x in self.layers if x.name == name), None)

@@ -46,6 +46,7 @@ class Node:
     line: int | None = None
     library: str | None = None             # where inside an installed package it was constructed
     bias_cancelled_by: str | None = None   # the batch-type norm right after its bias (name)
+    shift: str | None = None               # an add of this parameter to the data (a position embedding)
     phi: Callable | None = field(default=None, compare=False, repr=False)   # nonlinearity's scalar function
 
     @property

@@ -142,8 +142,13 @@ class Classifier:
             weight_node = weight_argument(node, weight_arg)
         elif kind in (ops.NORM, ops.EMBEDDING):
             weight_node, bias_node = argument(node, row.weight_arg(aten)), argument(node, row.bias_arg(aten))
-        elif kind == ops.MERGE and len(live) < 2:
+        shift = None
+        if kind == ops.MERGE and len(live) < 2:
             kind = ops.OTHER  # adding a parameter or a constant shifts a value; it merges no paths
+        if live and len(live) < len(preds) and row is not None and row.name in ("add", "cat"):
+            # a parameter added to the data (a position embedding) or concatenated with it (a class token)
+            shift = next((name for p in preds if p not in live for name in [self._shift_param(p)]
+                          if name is not None), None)
         weight = self._param_name(self._param_at(weight_node))
         bias = self._param_name(self._param_at(bias_node))
         scope = _innermost_module(node)
@@ -159,7 +164,7 @@ class Classifier:
             saturation=row.saturation if row else None, slope=self._function_slope(node, row, weight),
             keeps_zero=bool(row and row.keeps_zero), path=site[0] if site else None,
             line=site[1] if site else None, library=_library(owner) if owner is not None else None,
-            phi=_function_phi(node, row) if kind == ops.NONLINEARITY else None,
+            phi=_function_phi(node, row) if kind == ops.NONLINEARITY else None, shift=shift,
         )
 
     def _function_name(self, node: fx.Node, kind: str, fname: str, weight: str | None, scope: str | None,
@@ -203,6 +208,14 @@ class Classifier:
                 return None
             node = node.args[0]
         return None
+
+    def _shift_param(self, operand: fx.Node) -> str | None:
+        """The parameter a constant operand of an add holds: a parameter (``pos_embedding[:, :n]``), or an
+        embedding table looked up with constant indices (``wpe(arange(T))``)."""
+        name = self._param_at(operand)
+        if name is None and operand.name in self.nodes and self.nodes[operand.name].kind == ops.EMBEDDING:
+            name = self.nodes[operand.name].weight
+        return self._param_name(name) if name is not None else None
 
     def _param_name(self, value) -> str | None:
         if isinstance(value, str):

@@ -31,6 +31,7 @@ def result_dict(r: TargetResult) -> dict:
         "unmeasured": [{"module": name, "parameters": count, "why": why} for name, count, why in rep.unmeasured]
         if rep else [],
         "output": to_plain(rep.output) if rep else None,
+        "shifts": to_plain(rep.shifts) if rep else [],
         "findings": to_plain(r.findings),
         "suppressed": to_plain(r.suppressed),
         "what_if": [_what_if(r, w) for w in r.what_if],

@@ -11,7 +11,7 @@ from .architecture import BiasBeforeNorm, DeepPlainStack, DepthAgainstWidth, Dom
 from .base import Rule, what_if_hint
 from .collapse import DeadUnits, DomainCollapse, PseudoLinear, SaturatedUnits, SignDiversityCollapse
 from .gradient import ExplodingGradients, VanishingGradients
-from .orthogonality import IdenticalInitialWeights, NonOrthogonalInit
+from .orthogonality import DominantAddedParameter, IdenticalInitialWeights, NonOrthogonalInit, OverconfidentOutput
 
 RULES: tuple[type[Rule], ...] = (
     TraceFallback,
@@ -28,6 +28,8 @@ RULES: tuple[type[Rule], ...] = (
     SaturatedUnits,
     NonOrthogonalInit,
     IdenticalInitialWeights,
+    OverconfidentOutput,
+    DominantAddedParameter,
     DeepPlainStack,
     DepthAgainstWidth,
     DominantResidualBranch,

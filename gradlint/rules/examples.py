@@ -364,3 +364,71 @@ def vgg19_bn_like():
     standard recipe; its gradient grows ~1.2x per layer, but over 16 layers only."""
     return _conv_stack([16, 16, "M", 32, 32, "M", 64, 64, 64, 64, "M", 128, 128, 128, 128, "M",
                         128, 128, 128, 128], 128), (_x(8, 3, 32, 32),)
+
+
+def _small_lm(head_std: float | None, vocab: int = 256, width: int = 64):
+    """A token MLP language model: embedding, two tanh layers, a final LayerNorm, a linear head over the
+    vocabulary (drawn with ``head_std``)."""
+    torch, nn = _torch()
+    model = nn.Sequential(nn.Embedding(vocab, width), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, width),
+                          nn.Tanh(), nn.LayerNorm(width), nn.Linear(width, vocab))
+    if head_std is not None:
+        nn.init.normal_(model[-1].weight, std=head_std)
+        nn.init.zeros_(model[-1].bias)
+    ids = torch.randint(0, vocab, (64, 16), generator=torch.Generator().manual_seed(1))
+    return model, (ids,)
+
+
+def saturated_logits_lm():
+    """A token model whose head is drawn with std 1 (as when it is tied to an N(0, 1) embedding): logits of
+    std 8 on the normalised stream, cross-entropy at init several times ln V, the softmax saturated."""
+    return _small_lm(1.0)
+
+
+def small_logits_lm():
+    """The same model with its head drawn with std 0.02 (GPT-2's init): the loss at init is ln V."""
+    return _small_lm(0.02)
+
+
+def _token_vit(token_std: float, patches: int = 16, width: int = 64, depth: int = 4):
+    """A pre-norm Transformer over patch vectors with a class token and a learned position embedding of the
+    given std, read out at the class token."""
+    torch, nn = _torch()
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.attn = nn.MultiheadAttention(width, 4, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+        def forward(self, x):
+            h = self.norm1(x)
+            x = x + self.attn(h, h, h, need_weights=False)[0]
+            return x + self.mlp(self.norm2(x))
+
+    class TokenViT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Sequential(nn.LayerNorm(48), nn.Linear(48, width), nn.LayerNorm(width))
+            self.cls_token = nn.Parameter(torch.randn(1, 1, width) * token_std)
+            self.pos_embedding = nn.Parameter(torch.randn(1, patches + 1, width) * token_std)
+            self.blocks = nn.Sequential(*[Block() for _ in range(depth)])
+            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 10))
+
+        def forward(self, patches_):
+            x = self.embed(patches_)
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+            return self.head(self.blocks(x)[:, 0])
+
+    return TokenViT(), (_x(64, patches, 48),)
+
+
+def std1_token_vit():
+    """lucidrains' ViT pattern: class token and position embedding drawn with std 1 (torch.randn)."""
+    return _token_vit(1.0)
+
+
+def small_token_vit():
+    """The same ViT with class token and position embedding drawn with std 0.02 (timm's and BERT's)."""
+    return _token_vit(0.02)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..report import ModelReport
+from dataclasses import replace
+
+from ..report import Finding, ModelReport, Shift
 from . import examples as ex
-from .base import Rule, depth_layers, fmt, pathology, span
+from .base import Rule, at_least, depth_layers, fmt, pathology, span
 
 
 class NonOrthogonalInit(Rule):
@@ -121,3 +123,136 @@ class IdenticalInitialWeights(Rule):
                                "`for layer in model.layers: layer.apply(init_fn)`, or construct each block "
                                "with its own call.",
             )
+
+
+class OverconfidentOutput(Rule):
+    """What it does:
+    When the model's output is class or token logits (a linear head whose units are the output's last
+    dim, or logits the model's own softmax or log-softmax reads), checks the loss at initialisation:
+    the expected cross-entropy against a label drawn uniformly, logsumexp(z) - mean(z), against
+    ln C for C classes, and how many samples have a softmax already saturated (top probability at
+    least 0.99).
+
+    Why is this bad?
+    A freshly initialised classifier knows nothing, so its softmax should be near uniform and its loss
+    near ln C: the first thing common training recipes check ("verify the loss at init"). Logits far
+    too large make the softmax confidently wrong on almost every sample: the loss starts many times
+    ln C, and the first steps are spent shrinking the logits (the "hockey stick" loss curve) instead
+    of learning, with gradients that are large and badly conditioned while they do.
+
+    Defaults: `warning` when the cross-entropy at init is at least 3 ln C (`warning`), `error` at 10 ln C
+    (`error`). Measured at init: GPT-2-style heads (std 0.02 on a normalised stream) and PyTorch's
+    default `nn.Linear` heads 1.0-1.1 ln C; Karpathy's makemore MLP before its fix (tanh layers and
+    a default head) about 8 ln C; a minimal Mamba whose N(0, 1) embedding is tied to its head
+    12 ln C; a tutorial GPT whose head is tied to an N(0, 1) embedding 58 ln C. Trained side by side
+    with the head scaled down (`benchmarks/realworld.py --train`), the saturated models reach a
+    worse loss in the same number of steps.
+
+    Example:
+    A language model whose `lm_head.weight` is tied to an `nn.Embedding` left at its default N(0, 1).
+
+    How to fix:
+    Scale the head down at init (`nn.init.normal_(head.weight, std=0.02)` or zero it, with a zero bias),
+    or normalise the stream before the head (a final LayerNorm); with tied weights, initialise the
+    shared embedding with std 0.02 as GPT-2 does.
+
+    References:
+    Karpathy, "A Recipe for Training Neural Networks" (2019), "verify loss @ init"; Karpathy,
+    "Building makemore Part 3" (2022), fixing the initial loss; Radford et al., GPT-2 (2019), std 0.02.
+    """
+
+    code = "GL303"
+    name = "overconfident-output"
+    severity = "error"
+    summary = "the softmax of the output logits is saturated at initialisation (loss at init far above ln C)"
+    options = {"warning": 3.0, "error": 10.0}
+    triggers = (ex.saturated_logits_lm,)
+    clean = (ex.small_logits_lm, ex.shallow_mlp)
+
+    def check(self, report: ModelReport):
+        out = report.output
+        if not out.logits or out.init_loss is None or not out.uniform_loss:
+            return
+        ratio = out.init_loss / out.uniform_loss
+        severity = "error" if ratio >= self.opts["error"] else "warning" if ratio >= self.opts["warning"] else None
+        if severity is None:
+            return
+        head = out.head or "the output layer"
+        yield self.finding(
+            report, layer=report.layer(out.head) if out.head else None, severity=severity, value=ratio,
+            threshold=self.opts[severity],
+            message=f"the loss at initialisation is {fmt(out.init_loss)}, {fmt(ratio)}x ln C = {fmt(out.uniform_loss)} "
+                    f"for {out.classes} classes: the logits (std {fmt(out.logit_std)}) saturate the softmax on "
+                    f"{out.saturated_fraction:.0%} of the samples, confidently wrong before any training",
+            recommendation=f"Scale {head}'s initial weights down (nn.init.normal_(weight, std=0.02), or zero them, "
+                           "with a zero bias), or add a final normalisation before it; if the head is tied to an "
+                           "embedding, initialise that embedding with std 0.02.",
+        )
+
+
+class DominantAddedParameter(Rule):
+    """What it does:
+    Flags a parameter added to the data path, or concatenated with it as a token, whose elements are
+    comparable to the data's at initialisation (root mean square ratio at least 0.5): a learned
+    position embedding or class token drawn with std 1.
+
+    Why is this bad?
+    The layers after the sum see mostly the parameter: at initialisation the network's output then
+    depends little on its input (its GSC falls across the sum), and a class token that outweighs the
+    patches it should summarise makes the read-out nearly constant. ViT, DeiT and BERT draw these
+    with std 0.02; `torch.randn` (std 1) is a common slip in hand-written models. Whether it hurts
+    depends on how much the output reads through it, so the rule warns only when the GSC also falls
+    at least `gsc-drop` times across the sum, and is `info` otherwise.
+
+    Defaults: `info` at a ratio of 0.5 (`ratio`), `warning` when the GSC also falls by 4x (`gsc-drop`)
+    or more across the spine segment where the parameter is added. Measured: lucidrains' ViT (class
+    token and position embedding `torch.randn`, patches layer-normalised) 0.94-1.06 with an 8-15x
+    fall; the same with std 0.02: 0.02 and no fall; nanoGPT's learned position embedding (std 0.02,
+    like its tokens) about 1 and no fall.
+
+    Example:
+    `self.pos_embedding = nn.Parameter(torch.randn(1, n + 1, dim))` added to patch embeddings that a
+    LayerNorm scales to unit size.
+
+    How to fix:
+    Draw the parameter small: `nn.init.trunc_normal_(self.pos_embedding, std=0.02)` (and the same for
+    a class token), or zero it.
+
+    References:
+    Dosovitskiy et al., "An image is worth 16x16 words" (ICLR 2021) and timm's `VisionTransformer`
+    (std 0.02 position embedding and class token); Devlin et al., BERT (2019), std 0.02.
+    """
+
+    code = "GL304"
+    name = "dominant-added-parameter"
+    severity = "warning"
+    summary = "a parameter added to the data path (position embedding, class token) outweighs the data at init"
+    options = {"ratio": 0.5, "gsc-drop": 4.0}
+    triggers = (at_least(ex.std1_token_vit, "warning"),)
+    clean = (ex.small_token_vit, ex.residual_mlp)
+
+    def check(self, report: ModelReport):
+        from .gradient import gsc_steps
+
+        body = [x for x in report.layers if x.spine_point and not x.head and not x.nested]
+        for sh in report.shifts:
+            if sh.ratio is None or sh.ratio < self.opts["ratio"] or not sh.spine:
+                continue
+            drop = next((factor for a, b, factor in gsc_steps(body)
+                         if a.depth is not None and b.depth is not None and b.depth < sh.depth <= a.depth), None)
+            severity = "warning" if drop is not None and drop >= self.opts["gsc-drop"] else "info"
+            yield self._at(report, sh, severity, drop)
+
+    def _at(self, report: ModelReport, sh: Shift, severity: str, drop: float | None) -> Finding:
+        """The finding, at the line that builds the module whose forward makes the sum."""
+        verb = "concatenated with" if sh.name.split(".")[-1].startswith("cat") else "added to"
+        across = (f"; the GSC falls {fmt(drop)}x across it: the output depends little on the input at "
+                  "initialisation" if drop is not None and drop > 1 else "")
+        f = self.finding(
+            report, severity=severity, value=sh.ratio, threshold=self.opts["ratio"],
+            message=f"{sh.parameter} is {verb} the data at {sh.name} with {fmt(sh.ratio)}x the data's scale "
+                    f"(root mean square per element){across}",
+            recommendation=f"Draw {sh.parameter} small at init: nn.init.trunc_normal_(..., std=0.02) as ViT and "
+                           "BERT do, or zero it.",
+        )
+        return replace(f, path=sh.path or f.path, line=sh.line if sh.path else f.line)
