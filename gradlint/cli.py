@@ -310,7 +310,7 @@ def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed
     from .api import ProbeOptions, analyse
     from .load import resolve
 
-    (source,) = resolve(target, seed)
+    (source,) = resolve(target, seed, warn=False)  # the listing's import showed the file's warnings
     model_file = getattr(source, "path", None)
     opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
     return analyse(source, opts, settings.rules_for(model_file), settings.context_rules(), on_step=step)

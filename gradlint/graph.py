@@ -323,8 +323,8 @@ def _forward(start: str, users: dict[str, list[str]], within: set[str] | None = 
 
 def _choose(graph: _Walk, inputs: list[str], by_id: dict[str, GraphNode], depth: dict[str, int]) -> str | None:
     """The data input.  Of the inputs that reach the output, those with more than one value per sample
-    (not a timestep or a label) are candidates, and the one whose own values meet the others farthest
-    from the output wins: conditioning is injected all along the network (a timestep into every residual
+    (not a timestep, a label, a boolean or batch-wide mask) are candidates, and the one whose own values
+    meet the other candidates' farthest from the output wins: conditioning is injected all along the network (a timestep into every residual
     block, encoder memory into every cross-attention, a mask into every attention, so some of its entries
     sit next to the output), while the data enters once, where the network starts.  Ties go to the input
     reaching the most layers, then to the first."""
@@ -334,13 +334,13 @@ def _choose(graph: _Walk, inputs: list[str], by_id: dict[str, GraphNode], depth:
     candidates = [i for i in live if not by_id[i].scalar] or live
     if len(candidates) == 1:
         return candidates[0]
-    reach = {i: _forward(i, graph.users) - {SINK} for i in inputs}
+    reach = {i: _forward(i, graph.users) - {SINK} for i in candidates}
 
     def score(i: str) -> tuple:
-        others = set().union(*(reach[j] for j in inputs if j != i))
+        others = set().union(*(reach[j] for j in candidates if j != i))
         own = reach[i] - others
-        entries = [v for v in reach[i] & others if any(p in own for p in graph.preds[v])]
-        meets = min((depth.get(v, 0) for v in entries), default=max(depth.values()))
+        entries = [v for v in reach[i] & others if v in depth and any(p in own for p in graph.preds[v])]
+        meets = min((depth[v] for v in entries), default=max(depth.values()))
         return (meets, sum(graph.layers[v] for v in reach[i]))
 
     scores = {i: score(i) for i in candidates}

@@ -78,8 +78,11 @@ class ProbeInputs:
         if data is not None and data not in {n for n, _ in named}:
             raise InputError(f"no input named {data!r} for the data path (inputs: {', '.join(n for n, _ in named)}); "
                              "name one of the forward's tensor arguments")
+        batch = batch_size_of(model, [t for _, t in named])
+        # never the data path: boolean masks, one value per sample (timesteps, labels), and tensors without
+        # the batch among their dims (a causal mask shared by the batch)
         scalar = frozenset(n for n, t in named if t.dtype == torch.bool or t.dim() <= 1
-                           or t.numel() <= t.shape[0])
+                           or t.numel() <= t.shape[0] or batch not in t.shape)
         return InputFacts(scalar, data)
 
     def positional(self, model: nn.Module) -> tuple[tuple, dict]:

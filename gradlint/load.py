@@ -21,6 +21,7 @@ import re
 import sys
 import traceback
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,7 +32,7 @@ import torch.nn as nn
 from .errors import ConstructError, GradlintError, LoadError, NoModelError, one_line
 from . import sites
 from .inputs import ProbeInputs
-from .paths import display_path, split_target
+from .paths import display_path, is_own_file, split_target
 
 # "build_resnet" or plain "build": the names people give a function that returns their model
 # ("get_model" is a get_*)
@@ -56,7 +57,7 @@ class LoadFailure:
     traceback: str | None = None
 
 
-def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
+def resolve(spec: str, seed: int = 0, warn: bool = True) -> list[ModelSource | LoadFailure]:
     """The models ``spec`` names, or one failure saying why there are none.
 
     The global torch RNG is seeded first, so module-level models built at import are reproducible.
@@ -67,7 +68,7 @@ def resolve(spec: str, seed: int = 0) -> list[ModelSource | LoadFailure]:
         spec = f"{shown}:{name}" if name is not None else shown
     torch.manual_seed(seed)
     try:
-        module, path = (_import_file(where), shown) if is_file else _import_module(where)
+        module, path = (_import_file(where, warn), shown) if is_file else _import_module(where)
     except GradlintError as exc:
         return [LoadFailure(spec, exc, _tb())]
     lines = _top_level_lines(module)
@@ -104,7 +105,7 @@ def user_code(path: str | None = None):
         yield
 
 
-def _import_file(spelled: str) -> ModuleType:
+def _import_file(spelled: str, warn: bool = True) -> ModuleType:
     path = display_path(spelled)  # how messages name it
     if not os.path.exists(spelled):
         raise LoadError(f"{path}: no such file; check the path")
@@ -120,7 +121,7 @@ def _import_file(spelled: str) -> ModuleType:
     sys.modules[modname] = module
     sys.path.insert(0, folder)
     try:
-        with user_code():
+        with user_code(), _import_warnings(apath, path, warn):
             spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(modname, None)
@@ -140,6 +141,29 @@ def _import_file(spelled: str) -> ModuleType:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     return module
+
+
+@contextlib.contextmanager
+def _import_warnings(apath: str, shown: str, show: bool):
+    """Warnings the file raises while it is imported, shown once (``show``: the file is imported again to
+    analyse each model, and only the first import speaks), at the file's own line when the warning's
+    stack level points past it, into the import machinery or gradlint."""
+    caught: list[tuple] = []
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        if os.path.abspath(filename) != apath and (filename.startswith("<") or is_own_file(filename)):
+            frame = sys._getframe(1)
+            while frame is not None and os.path.abspath(frame.f_code.co_filename) != apath:
+                frame = frame.f_back
+            filename, lineno = shown, frame.f_lineno if frame is not None else 1
+        caught.append((message, category, filename, lineno))
+
+    with warnings.catch_warnings():
+        warnings.showwarning = record
+        yield
+    if show:
+        for message, category, filename, lineno in caught:
+            warnings.showwarning(message, category, filename, lineno)
 
 
 def _import_module(name: str) -> tuple[ModuleType, str | None]:

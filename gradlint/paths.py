@@ -55,6 +55,14 @@ def is_library_file(path: str) -> bool:
     return any(os.path.commonpath([apath, d]) == d for d in _library_dirs())
 
 
+def is_own_file(path: str) -> bool:
+    """A file of gradlint itself."""
+    return not path.startswith("<") and os.path.commonpath([os.path.abspath(path), _OWN]) == _OWN
+
+
+_OWN = os.path.dirname(os.path.abspath(__file__))
+
+
 @lru_cache(maxsize=1)
 def _library_dirs() -> tuple[str, ...]:
     """torch's folder (found without importing it) and gradlint's own."""

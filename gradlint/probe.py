@@ -145,8 +145,9 @@ class Observer:
 
     @staticmethod
     def _sum_into(sink: list):
-        def hook(grad: torch.Tensor):
-            sink.append(stats.frobenius(grad) ** 2)
+        def hook(grad: torch.Tensor | None):
+            if grad is not None:  # an undefined gradient (no path to the leaves asked for) adds nothing
+                sink.append(stats.frobenius(grad) ** 2)
         return hook
 
     def _layout(self, node: Node, out: torch.Tensor, module: nn.Module | None) -> bool:
@@ -413,6 +414,9 @@ def _outputs(result, observer: Observer, graph: Graph, selected: str | None = No
         ys.append(y)
     output = _output_stats(ys, observer, graph, len(floats), selected, before)
     observer.softmaxed.clear()
+    if output.logits and len(ys) > 1:
+        # the loss reads the logits; a recurrent state or a key-value cache returned beside them is not Y
+        ys, output = ys[:1], replace(output, logits_only=True)
     y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in ys))
     if not ys or y_norm > 0:
         return y_norm, ys, None, output

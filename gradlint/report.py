@@ -160,6 +160,7 @@ class OutputStats:
     logit_std: float | None = None      # std of the logits over classes (RMS over samples)
     saturated_fraction: float | None = None   # samples whose largest probability is >= 0.99
     head: str | None = None             # the layer that produces the logits
+    logits_only: bool = False           # Y is the logits alone, of several output tensors (a state, a cache)
 
 
 @dataclass(frozen=True)

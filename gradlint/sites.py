@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import torch.nn as nn
 
-from .paths import display_path, is_installed_file, is_library_file
+from .paths import display_path, is_installed_file, is_library_file, is_own_file
 
 # module -> (user site as (display path, line), library site as "path:line"); either may be None
 Sites = tuple[tuple[str, int] | None, str | None]
@@ -136,6 +136,8 @@ def _caller(module: nn.Module) -> Sites:
     frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
+        if is_own_file(code.co_filename):
+            break  # gradlint called the code that built it: what lies beyond is the launcher, not the user's
         own = frame.f_locals.get("self") is module and code.co_name == "__init__"
         if not own and not is_library_file(code.co_filename):
             if not is_installed_file(code.co_filename):

@@ -176,8 +176,8 @@ def build() -> nn.Module:
 
 
 def small():
-    """Same model and init: 1 + 1 layers, width 32, small vocabularies."""
-    return _xavier_init(Seq2SeqTransformer(1, 1, 32, 2, 120, 100, dim_feedforward=64))
+    """Same model and init: 2 + 2 layers, width 32, small vocabularies."""
+    return _xavier_init(Seq2SeqTransformer(2, 2, 32, 2, 120, 100, dim_feedforward=64))
 
 
 def _padded_batch(gen: torch.Generator, vocab: int, lengths, max_len: int) -> Tensor:

@@ -146,7 +146,7 @@ def structure_of(nodes: dict[str, Node], outputs: tuple[str, ...], facts: InputF
     data = next((n.id for n in nodes.values() if n.kind == ops.INPUT and n.name == facts.data), None)
     return analyse([GraphNode(n.id, preds(n), n.layers, n.kind == ops.INPUT, n.kind == ops.MERGE,
                               n.row == "cat", n.kind == ops.INPUT and n.name in facts.scalar)
-                    for n in nodes.values()], list(outputs), data)
+                    for n in nodes.values() if n.kind != ops.SHAPE], list(outputs), data)
 
 
 def parameter_names(model: nn.Module) -> dict[int, str]:

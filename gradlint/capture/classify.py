@@ -215,6 +215,8 @@ class Classifier:
         name = self._param_at(operand)
         if name is None and operand.name in self.nodes and self.nodes[operand.name].kind == ops.EMBEDDING:
             name = self.nodes[operand.name].weight
+            if name is None and operand.op == "call_module" and f"{operand.target}.weight" in self.params:
+                name = f"{operand.target}.weight"
         return self._param_name(name) if name is not None else None
 
     def _param_name(self, value) -> str | None:

@@ -115,6 +115,8 @@ def output_lines(output) -> list[str]:
     what = []
     if output.selected:
         what.append(f"the output {output.selected!r}")
+    elif output.logits_only:
+        what.append(f"the logits, the first of {output.tensors} output tensors (--model-output picks another)")
     elif output.tensors > 1:
         what.append(f"{output.tensors} output tensors taken together (pick one with --model-output)")
     if output.before_softmax:

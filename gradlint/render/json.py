@@ -7,7 +7,7 @@ import json
 
 from .. import __version__
 from ..report import TargetResult, to_plain
-from . import Output, counts
+from . import Output, counts, relative_to_root
 from .. import whatif
 
 SCHEMA = "gradlint/1"
@@ -53,11 +53,22 @@ def _what_if(r: TargetResult, w) -> dict:
     }
 
 
+def rooted(value, root):
+    """Every ``path`` in a result, relative to the repository root as the README promises (a file outside
+    the repository, or inside an installed package, keeps the path it was reported with)."""
+    if isinstance(value, dict):
+        return {k: (relative_to_root(v, root) or v if k == "path" and isinstance(v, str) else rooted(v, root))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [rooted(v, root) for v in value]
+    return value
+
+
 def render(output: Output) -> str:
     doc = {
         "schema": SCHEMA,
         "version": __version__,
-        "results": [result_dict(r) for r in output.results],
+        "results": [rooted(result_dict(r), output.root) for r in output.results],
         "summary": counts(output.results),
         # modules the files define that were found, not named, and could not be probed (helpers)
         "skipped": [{"target": target, "why": why} for target, why in output.skipped],

@@ -380,9 +380,9 @@ def _small_lm(head_std: float | None, vocab: int = 256, width: int = 64):
 
 
 def saturated_logits_lm():
-    """A token model whose head is drawn with std 1 (as when it is tied to an N(0, 1) embedding): logits of
-    std 8 on the normalised stream, cross-entropy at init several times ln V, the softmax saturated."""
-    return _small_lm(1.0)
+    """A token model whose head is drawn with std 4 on its normalised stream (a head tied to an
+    un-rescaled embedding does the same): logits of std 32, the softmax saturated on most tokens."""
+    return _small_lm(4.0)
 
 
 def small_logits_lm():
@@ -432,3 +432,29 @@ def std1_token_vit():
 def small_token_vit():
     """The same ViT with class token and position embedding drawn with std 0.02 (timm's and BERT's)."""
     return _token_vit(0.02)
+
+
+def position_dominated_lm():
+    """A causal-free token Transformer block stack whose token embedding is drawn with std 0.02 (GPT-2's)
+    but whose learned position embedding is left at nn.Embedding's N(0, 1): the tokens are 2% of the sum."""
+    torch, nn = _torch()
+
+    class Tokens(nn.Module):
+        def __init__(self, vocab: int = 128, width: int = 64, length: int = 16):
+            super().__init__()
+            self.tok = nn.Embedding(vocab, width)
+            self.pos = nn.Embedding(length, width)
+            nn.init.normal_(self.tok.weight, std=0.02)
+            self.blocks = nn.Sequential(*[nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(),
+                                                        nn.Linear(width, width)) for _ in range(2)])
+            self.norm = nn.LayerNorm(width)
+            self.head = nn.Linear(width, vocab)
+
+        def forward(self, ids):
+            x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+            for block in self.blocks:
+                x = x + block(x)
+            return self.head(self.norm(x))
+
+    ids = torch.randint(0, 128, (64, 16), generator=torch.Generator().manual_seed(1))
+    return Tokens(), (ids,)
