@@ -201,12 +201,32 @@ def vit_lucidrains(steps: int, seed: int, fixed: bool) -> dict:
     return {"final loss": tail(losses), "test accuracy": accuracy(model, xte, yte, forward)}
 
 
+def tcn(steps: int, seed: int, fixed: bool) -> dict:
+    """GL201, GL202, GL204 (info since their layers sit in residual branches): locuslab's TCN, whose
+    branches start one-signed and its stream bias-dominated on non-negative pixel sequences; the
+    alternative: every conv bias zero.  4 levels of 25 channels, kernel 7, on 64-step pixel sequences of
+    the digits, Adam at 2e-3 (the repository's default)."""
+    m = corpus("tcn")
+    torch.manual_seed(seed)
+    model = m.TCN(1, 10, [25] * 4, kernel_size=7, dropout=0.05)
+    if fixed:
+        for mod in model.modules():
+            if isinstance(mod, nn.Conv1d) and mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+    (xtr, ytr), (xte, yte) = digits()
+    forward = lambda mm, x: mm(x.view(-1, 1, 64))  # noqa: E731
+    losses = train(model, sample_batches(xtr, ytr, 64, seed), lambda mm, x, y: F.nll_loss(forward(mm, x), y),
+                   lambda p: torch.optim.Adam(p, lr=2e-3), steps)
+    return {"final loss": tail(losses), "test accuracy": accuracy(model, xte, yte, forward)}
+
+
 COMPARISONS: dict[str, tuple[Callable, str]] = {
     "big_logits_lm": (big_logits_lm, "GL303: head tied to an N(0, 1) embedding -> embeddings std 0.02"),
     "big_logits_lm (tokens fixed)": (big_logits_lm_position,
                                      "GL304: position embedding N(0, 1), 50x the tokens -> std 0.02"),
     "mamba_minimal": (mamba_minimal, "GL303: N(0, 1) embedding tied to the head -> embedding std 0.02"),
     "vit_lucidrains": (vit_lucidrains, "GL304 (info): class token and position embedding std 1 -> std 0.02"),
+    "tcn": (tcn, "GL201, GL202, GL204 (info, in residual branches): conv biases as published -> zero"),
 }
 
 

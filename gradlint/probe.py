@@ -598,6 +598,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
     points = spine_point_ids(graph, obs, spine)
     head = head_ids(points, obs)
     body = [i for i in points if i not in head]
+    bypassed = _bypassed(graph)
     layers: list[Layer] = []
     for i, n in graph.nodes.items():
         m = obs.measures.get(i)
@@ -616,6 +617,7 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
             layers=n.layers if n.kind == ops.LAYER else None, positions=m.positions,
             spine_point=i in points, head=i in head, gate=i in graph.gates,
             side=graph.nodes[st.side[i]].name if i in st.side else None, nested=i in st.nested and i in spine,
+            bypassed=i in bypassed,
         ))
     blocks: list[ResidualBlock] = []
     shares = _split_shares(obs)
@@ -700,6 +702,28 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
         output_zero=anchor is not None, no_gradient=no_grad, unmeasured=unmeasured, output=output or OutputStats(),
         shifts=tuple(shifts),
     )
+
+
+def _bypassed(graph: Graph) -> set[str]:
+    """Nodes a residual skip carries the data past: everything on a block's branch (back to its block
+    input), and nonlinearities that read a block's sum directly (a post-activation ReLU)."""
+    st = graph.structure
+    found: set[str] = set()
+    for m in st.merges:
+        todo = list(m.branches)
+        while todo:
+            v = todo.pop()
+            if v in found or v == m.block_input or v not in st.data:
+                continue
+            found.add(v)
+            todo.extend(graph.live_preds(v))
+    merges = {m.id for m in st.merges}
+    for i, n in graph.nodes.items():
+        if n.kind == ops.NONLINEARITY and i in st.data:
+            live = graph.live_preds(i)
+            if live and _past_no_ops(graph, live[0]) in merges:
+                found.add(i)
+    return found
 
 
 def _operand_norm(obs: Observer, merge: Node, operand: str) -> float | None:

@@ -52,6 +52,7 @@ class Layer:
     gate: bool = False                # on a branch that multiplies another path (SE, GLU, x * tanh(...)): not a depth link
     side: str | None = None           # off the data path: the side input (timestep, label, encoder memory) it comes from
     nested: bool = False              # on the spine inside a skip's span (a U-Net's inner path): skips bypass it
+    bypassed: bool = False            # inside a residual branch, or reading a residual sum: a skip carries the data past
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that

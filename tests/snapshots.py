@@ -11,7 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from gradlint.report import Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Summary, to_plain
+from gradlint.report import (Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Shift, Summary,
+                             to_plain)
 from gradlint.rules import RULES
 
 FOLDER = Path(__file__).resolve().parent / "snapshots"
@@ -48,6 +49,7 @@ def from_plain(d: dict) -> ModelReport:
              "inputs": tuple(ProbeInput(**{**x, "shape": tuple(x["shape"])}) for x in d["probe"].get("inputs", ()))}
     return ModelReport(**{
         **d, "probe": ProbeSettings(**probe), "summary": Summary(**d["summary"]), "output": OutputStats(**d["output"]),
+        "shifts": tuple(Shift(**x) for x in d["shifts"]),
         "layers": tuple(Layer(**x) for x in d["layers"]),
         "residual_blocks": tuple(ResidualBlock(**b) for b in d["residual_blocks"]),
         "nonfinite": tuple(d["nonfinite"]), "unmeasured": tuple(tuple(u) for u in d["unmeasured"]),

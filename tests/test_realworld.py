@@ -338,3 +338,28 @@ def test_no_layer_is_placed_in_gradlints_launcher(gradlint, tmp_path):
         "    def forward(self, x):\n        return F.relu(self.fc(x))\n")
     r = gradlint(str(tmp_path / "net.py"), "--format", "json").json()["results"][0]
     assert {x["path"] for x in r["layers"]} == {r["path"]} and r["path"].endswith("net.py")
+
+
+# --------------------------------------------------------------------------- the whole corpus, small
+
+
+def _small_factories():
+    found = []
+    for path in sorted(CORPUS.glob("*.py")):
+        text = path.read_text()
+        found += [(path.stem, name) for name in ("small", "small_legacy") if f"def {name}(" in text]
+    return found
+
+
+# The known problems the corpus carries (benchmarks/realworld.py's EXPECTED, at the small sizes): the codes
+# that must be raised at warning or above; every other small model must get no warning or error.
+KNOWN = {"big_logits_lm": {"GL303"}, "mamba_minimal": {"GL303"}, "sngan_discriminator": {"GL005"}}
+
+
+@pytest.mark.parametrize("stem,factory", _small_factories())
+def test_every_corpus_model_is_analysed_and_flagged_only_for_its_known_problem(stem, factory):
+    result = lint_small(stem, factory)
+    coverage = result.report.summary.parameter_coverage
+    assert coverage is not None
+    assert coverage >= 0.9 or "GL005" in codes(result, "error"), f"{stem}: coverage {coverage} passed"
+    assert set(codes(result)) == KNOWN.get(stem, set()), [(f.code, f.severity, f.message) for f in result.findings]
