@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SOURCE = "<inputs>"
 SINK = "<output>"
 
 
@@ -117,14 +116,12 @@ def analyse(nodes: list[GraphNode], outputs: list[str], data: str | None = None)
 
     if data not in inputs or data not in depth:
         data = _choose(graph, inputs, by_id, depth)
-    if data is None:  # no input reaches the output: every input as one source, as a flat graph
-        flat = _flat(graph, inputs, depth, order, by_id)
-        return flat
+    if data is None:  # no input reaches the output: no path, no spine
+        return Structure(depth, {}, [], reachable, 0, streams={i: "unused" for i in inputs})
     structure = Structure(depth, {}, [], reachable, depth.get(data, 0), data_input=data)
     spine = _stream(structure, graph, data, SINK, order, by_id)
     structure.height = graph.heights(data, order)
     structure.data = set(graph.live) - {SINK}
-    structure.chain = structure.chain or ()
 
     # Side inputs: conditioning, or an encoder whose own residual stream leads into the data path.
     for i in inputs:
@@ -209,22 +206,28 @@ class _Walk:
                             back.add(p)
                             todo.append(p)
                 region = sorted(back & _forward(start, self.users, self.live), key=self.rank.__getitem__)
-                idom = {start: start}
-                for v in region:
-                    if v == start:
-                        continue
-                    ps = [p for p in self.live_preds(v) if p in idom]
-                    if not ps:
-                        continue
-                    new = ps[0]
-                    for p in ps[1:]:
-                        new = _intersect(new, p, idom, self.rank)
-                    idom[v] = new
+                idom = self.dominators(start, region)
                 found = [end]
                 while found[-1] != start and found[-1] in idom:
                     found.append(idom[found[-1]])
                 self._chains[key] = found[::-1] if found[-1] == start else [start, end]
         return self._chains[key]
+
+
+    def dominators(self, start: str, region: list[str]) -> dict[str, str]:
+        """Immediate dominators from ``start`` over ``region`` (topological order; Cooper, Harvey & Kennedy)."""
+        idom = {start: start}
+        for v in region:
+            if v == start:
+                continue
+            ps = [p for p in self.live_preds(v) if p in idom]
+            if not ps:
+                continue
+            new = ps[0]
+            for p in ps[1:]:
+                new = _intersect(new, p, idom, self.rank)
+            idom[v] = new
+        return idom
 
 
 class _Tree:
@@ -350,7 +353,8 @@ def _choose(graph: _Walk, inputs: list[str], by_id: dict[str, GraphNode], depth:
 
 def _encoder_end(i: str, graph: "_Walk", data: set[str], by_id: dict[str, GraphNode]) -> str | None:
     """Where a side input's own stream ends before it meets the data path (an encoder's output), when
-    that stream holds depth: two or more layers, or a residual merge, on its dominator chain."""
+    that stream is a residual stream: a residual merge on its dominator chain (a time embedding's MLP or a
+    recurrent encoder is conditioning, whose layers are measured as such)."""
     graph.restrict(_forward(i, graph.users))
     chain = graph.chain(i, SINK)
     own = []
@@ -358,9 +362,9 @@ def _encoder_end(i: str, graph: "_Walk", data: set[str], by_id: dict[str, GraphN
         if v in data or v == SINK:
             break
         own.append(v)
-    held = sum(graph.layers[v] + (by_id[v].is_merge and len(graph.live_preds(v)) >= 2) for v in own[1:])
+    merges = sum(1 for v in own[1:] if by_id[v].is_merge and len(graph.live_preds(v)) >= 2)
     graph.restrict(data | {SINK})
-    return own[-1] if len(own) >= 2 and held >= 2 else None
+    return own[-1] if len(own) >= 2 and merges else None
 
 
 def _merges(graph: "_Walk", height: dict[str, int], by_id: dict[str, GraphNode], order: list[str], start: str,
@@ -368,17 +372,7 @@ def _merges(graph: "_Walk", height: dict[str, int], by_id: dict[str, GraphNode],
     """Residual merges anywhere on a stream: adds whose operands both carry it and reach the add's
     immediate dominator (its block input) through different numbers of layers."""
     stream = [i for i in order if i in graph.live]
-    idom: dict[str, str] = {start: start}
-    for v in stream:
-        if v == start:
-            continue
-        ps = [p for p in graph.live_preds(v) if p in idom]
-        if not ps:
-            continue
-        new = ps[0]
-        for p in ps[1:]:
-            new = _intersect(new, p, idom, graph.rank)
-        idom[v] = new
+    idom = graph.dominators(start, stream)
     merges = []
     for i in stream:
         node = by_id[i]
@@ -393,12 +387,6 @@ def _merges(graph: "_Walk", height: dict[str, int], by_id: dict[str, GraphNode],
         branches = tuple(p for p in through if p != skip)
         merges.append(Merge(i, bi, skip, branches, max(through[b] for b in branches), through[skip]))
     return merges
-
-
-def _flat(graph: _Walk, inputs: list[str], depth: dict[str, int], order: list[str], by_id) -> Structure:
-    """No input reaches the output: no path, no spine."""
-    return Structure(depth, {}, [], set(graph.preds) - {SINK}, 0,
-                     streams={i: "unused" for i in inputs})
 
 
 def _intersect(a: str, b: str, idom: dict[str, str], rank: dict[str, int]) -> str:

@@ -193,6 +193,13 @@ OPS: tuple[Op, ...] = (
     # Shape queries read no values: they start no path.
     Op("shape", SHAPE, functions=(getattr, torch.numel), methods=("size", "dim", "numel", "ndimension", "nelement"),
        aten=("sym_size", "sym_numel", "sym_stride")),
+    # New tensors shaped like a value take none of its values (an attention mask built on x.new_zeros,
+    # a VAE's randn_like noise): no path runs through them either.
+    Op("like", SHAPE, functions=(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like,
+                                 torch.rand_like, torch.randn_like, torch.randint_like),
+       methods=("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor"),
+       aten=("zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like",
+             "new_zeros", "new_ones", "new_full", "new_empty")),
     Op("div", SCALE, functions=(operator.truediv, operator.itruediv, torch.div, torch.true_divide),
        methods=("div", "div_", "__truediv__", "true_divide"), aten=("div", "div_")),
 )

@@ -599,14 +599,17 @@ def _build_report(graph: Graph, obs: Observer, trainable: dict[str, int], *, tar
     head = head_ids(points, obs)
     body = [i for i in points if i not in head]
     bypassed = _bypassed(graph)
+    # concatenation skips on the spine are reported too: a run of layers that a skip joins is no plain stack
+    concats = {sp.end for sp in st.splits if sp.kind == "concat"} & spine
     layers: list[Layer] = []
     for i, n in graph.nodes.items():
         m = obs.measures.get(i)
-        if not n.measured or m is None or m.norm is None:
+        if not (n.measured or i in concats) or m is None or m.norm is None:
             continue
         c = m.collapse
         layers.append(Layer(
-            name=n.name, op=n.op, kind=n.kind, depth=st.depth.get(i), spine=i in spine, gsc=m.gsc,
+            name=n.name, op=n.op, kind="concat" if i in concats else n.kind, depth=st.depth.get(i), spine=i in spine,
+            gsc=m.gsc,
             preact_std=c.preact_std if c else None, relative_spread=c.relative_spread if c else None,
             sign_diversity=c.sign_diversity if c else None, nonlinearity=c.nonlinearity if c else None,
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,

@@ -24,7 +24,7 @@ class Layer:
 
     name: str
     op: str
-    kind: str                         # input | layer | nonlinearity | norm | merge | embedding
+    kind: str                         # input | layer | nonlinearity | norm | merge | embedding | concat (a skip's join)
     depth: int | None
     spine: bool
     gsc: float | None = None

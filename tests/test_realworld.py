@@ -173,6 +173,20 @@ def test_parametrized_weights_of_custom_modules_are_layers_with_the_parametrized
     assert layers["2"].orthogonality_defect == pytest.approx(stats.orthogonality_defect(model[2].weight), rel=1e-5)
 
 
+def test_initial_state_changes_skip_a_parametrized_weight_instead_of_claiming_it():
+    from torch.nn.utils import parametrizations as P
+
+    from gradlint.init import apply
+
+    torch.manual_seed(0)
+    model = nn.Sequential(P.weight_norm(nn.Linear(8, 8)), nn.ReLU(), nn.Linear(8, 2))
+    before = model[0].weight.detach().clone()
+    done = apply(model, "orthogonal")
+    assert "<unnamed parameter>" not in done.changed and "2.weight" in done.changed
+    assert [why for _, why in done.skipped] == ["computed by a parametrization from other parameters"]
+    assert torch.equal(model[0].weight, before)
+
+
 # --------------------------------------------------------------------------- the output at init
 
 

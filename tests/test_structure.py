@@ -171,3 +171,66 @@ def test_untraceable_zero_head_model_keeps_its_gsc_profile():
     assert report.trace == "hooks" and report.output_zero
     assert report.summary.gsc_anchor not in (None, "x", "input_0")
     assert report.summary.gsc_input is not None and report.summary.gsc_input != 1.0
+
+
+def test_data_path_starts_at_the_input_that_meets_the_others_farthest_from_the_output():
+    # x -> a -> add1 -> b -> add2 -> out; t -> e (a timestep embedding) feeds both adds, the last next to the output
+    nodes = [GraphNode("x", [], is_input=True), GraphNode("t", [], is_input=True), GraphNode("e", ["t"], 2),
+             GraphNode("a", ["x"], 1), GraphNode("add1", ["a", "e"], is_merge=True), GraphNode("b", ["add1"], 1),
+             GraphNode("add2", ["b", "e"], is_merge=True), GraphNode("out", ["add2"], 1)]
+    s = analyse(nodes, ["out"])
+    assert s.data_input == "x" and s.streams == {"x": "data", "t": "conditioning"}
+    assert s.spine == ["x", "a", "add1", "b", "add2", "out"]  # the timestep's adds are shifts, not merges
+    assert not s.merges and s.side == {"t": "t", "e": "t"} and s.compositional_depth == 3
+    # named, the other input starts the path
+    assert analyse(nodes, ["out"], data="t").data_input == "t"
+
+
+def test_a_scalar_input_is_never_the_data_path():
+    nodes = [GraphNode("t", [], is_input=True, scalar=True), GraphNode("x", [], is_input=True),
+             GraphNode("e", ["t"], 3), GraphNode("h", ["x", "e"], 1), GraphNode("out", ["h"], 1)]
+    assert analyse(nodes, ["out"]).data_input == "x"
+
+
+def test_a_long_concatenation_skip_is_descended_and_its_inner_blocks_are_splits():
+    # a U-Net level: s = stem(x); inner = block(s) (a residual block) -> down -> up; out = head(cat(inner, s))
+    nodes = [GraphNode("x", [], is_input=True), GraphNode("stem", ["x"], 1),
+             GraphNode("c1", ["stem"], 1), GraphNode("c2", ["c1"], 1),
+             GraphNode("blk", ["stem", "c2"], is_merge=True),
+             GraphNode("down", ["blk"], 1), GraphNode("up", ["down"], 1),
+             GraphNode("cat", ["up", "stem"], is_concat=True), GraphNode("head", ["cat"], 1)]
+    s = analyse(nodes, ["head"])
+    assert s.spine == ["x", "stem", "blk", "down", "up", "cat", "head"]
+    assert s.nested == {"blk", "down", "up"}
+    assert [(sp.start, sp.end, sp.kind) for sp in s.splits] == [("stem", "cat", "concat"), ("stem", "blk", "merge")]
+    assert [(m.id, m.block_input, m.branch_depth) for m in s.merges] == [("blk", "stem", 2)]
+    # effective depth: the skip's share goes straight to the head, the inner path's through the block
+    from gradlint.graph import effective_depth_steps
+
+    shares = {("cat", "up"): 0.25, ("cat", "stem"): 0.75, ("blk", "c2"): 0.5, ("blk", "stem"): 0.5}
+    dist = effective_depth_steps(s.chain, shares, {"blk"})
+    mean = sum(k * q for k, q in dist.items())
+    # 1 (stem) + 1 (head) + 0.25 * (0.5 * 2 + 2 for down and up)
+    assert mean == pytest.approx(2 + 0.25 * (0.5 * 2 + 2))
+    assert effective_depth_steps(s.chain, {k: v for k, v in shares.items() if k[0] == "cat"}, {"blk"}) is None
+
+
+def test_dense_concatenations_are_no_plain_stack():
+    class Dense(nn.Module):
+        def __init__(self, width=8, layers=24):
+            super().__init__()
+            self.stem = nn.Linear(16, width)
+            self.layers = nn.ModuleList(nn.Sequential(nn.LayerNorm(width * (k + 1)), nn.ReLU(),
+                                                      nn.Linear(width * (k + 1), width)) for k in range(layers))
+            self.head = nn.Linear(width * (layers + 1), 4)
+
+        def forward(self, x):
+            feats = [self.stem(x)]
+            for layer in self.layers:
+                feats.append(layer(torch.cat(feats, -1)))
+            return self.head(torch.cat(feats, -1))
+
+    torch.manual_seed(0)
+    result = gradlint.lint(Dense(), gaussian(64, 16))
+    assert any(x.kind == "concat" and x.spine for x in result.report.layers)
+    assert "GL401" not in [f.code for f in result.findings]

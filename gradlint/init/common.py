@@ -56,6 +56,11 @@ class Builder:
         if param is None or id(param) in self._done:
             return
         self._done.add(id(param))
+        if id(param) not in self.names:
+            # a parametrized weight (torch.nn.utils.parametrize, a weight-norm hook) is computed from other
+            # parameters on each access: writing it would change nothing
+            self.skip(f"a {tuple(param.shape)} weight", "computed by a parametrization from other parameters")
+            return
         self.actions.append((param, make))
         self.changed.append(self.names.get(id(param), "<unnamed parameter>"))
 

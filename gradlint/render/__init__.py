@@ -109,8 +109,8 @@ def data_path_text(probe) -> str:
     return text
 
 
-def output_lines(output) -> list[str]:
-    """What Y is, when it is not simply the model's one output, and the softmax of logits at init."""
+def output_lines(output, logits: bool = True) -> list[str]:
+    """What Y is, when it is not simply the model's one output, and (``logits``) the softmax of logits at init."""
     lines = []
     what = []
     if output.selected:
@@ -123,7 +123,7 @@ def output_lines(output) -> list[str]:
         what.append(f"the logits read by the model's own {output.before_softmax}")
     if what:
         lines.append("Y: " + "; ".join(what))
-    if output.logits:
+    if logits and output.logits:
         lines.append(f"output at init: {output.classes} classes, cross-entropy {output.init_loss:.3g} against "
                      f"ln C = {output.uniform_loss:.3g}, logit std {output.logit_std:.3g}, "
                      f"{output.saturated_fraction:.0%} of samples saturated (top probability >= 0.99)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..report import TargetResult
 from ..rules.base import fmt
-from . import (Output, counts, coverage_text, model_key, plural, relative_to_root, severity_counts, skipped_line,
-               total_line, verdict)
+from . import (Output, counts, coverage_text, data_path_text, model_key, output_lines, plural, relative_to_root,
+               severity_counts, skipped_line, total_line, verdict)
 
 # The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
 BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
@@ -40,8 +40,10 @@ def _figures(r: TargetResult) -> list[str]:
     s = r.report.summary
     rate = "n/a" if s.explosion_rate is None else f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})"
     effective = "n/a" if s.effective_depth is None else fmt(s.effective_depth)
+    notes = ([data_path_text(r.report.probe)] if len(r.report.probe.inputs) > 1 else []) + output_lines(r.report.output, logits=False)
     return _table(FIGURES, [(r.report.trace, fmt(s.gsc_input), fmt(s.gsc_max), rate, f"{effective} / {s.compositional_depth}",
-                             fmt(s.min_sign_diversity), coverage_text(s.parameter_coverage))])
+                             fmt(s.min_sign_diversity), coverage_text(s.parameter_coverage))]) + [
+        *([""] if notes else []), *(f"- {cell(n)}" for n in notes)]
 
 
 def _findings(r: TargetResult, root, change=None) -> list[str]:

@@ -136,13 +136,13 @@ def spine_points(report: ModelReport) -> list[Layer]:
 
 
 def plain_runs(report: ModelReport) -> list[list[Layer]]:
-    """Runs of consecutive depth-bearing spine layers with no residual merge between them."""
+    """Runs of consecutive depth-bearing spine layers with no residual merge or concatenation skip between."""
     merges = {b.merge for b in report.residual_blocks}
     runs: list[list[Layer]] = [[]]
     for x in report.layers:
         if not x.spine:
             continue
-        if x.name in merges:
+        if x.name in merges or x.kind == "concat":
             runs.append([])
         elif x.kind == "layer":
             runs[-1].append(x)
