@@ -141,6 +141,13 @@ def _lm_loss(logits_of):
     return loss
 
 
+def _fit_text(model: nn.Module, vocab: int, lr: float, steps: int, seed: int) -> dict:
+    """Train a token model on the Markov text with AdamW: first and final loss, and the text's floor."""
+    losses = train(model, text_batches(markov_text(vocab), 32, 32, seed), _lm_loss(lambda mm, x: mm(x)),
+                   lambda p: torch.optim.AdamW(p, lr=lr), steps)
+    return {"first loss": losses[0], "final loss": tail(losses), "floor": entropy_rate(vocab)}
+
+
 def _gpt_lecture(steps: int, seed: int, token_std: float | None, position_std: float | None) -> dict:
     m = corpus("big_logits_lm")
     torch.manual_seed(seed)
@@ -149,11 +156,7 @@ def _gpt_lecture(steps: int, seed: int, token_std: float | None, position_std: f
         nn.init.normal_(model.token_embedding_table.weight, std=token_std)
     if position_std is not None:
         nn.init.normal_(model.position_embedding_table.weight, std=position_std)
-    vocab = model.token_embedding_table.num_embeddings
-    text = markov_text(vocab)
-    losses = train(model, text_batches(text, 32, 32, seed), _lm_loss(lambda mm, x: mm(x)),
-                   lambda p: torch.optim.AdamW(p, lr=3e-4), steps)
-    return {"first loss": losses[0], "final loss": tail(losses), "floor": entropy_rate(vocab)}
+    return _fit_text(model, model.token_embedding_table.num_embeddings, 3e-4, steps, seed)
 
 
 def big_logits_lm(steps: int, seed: int, fixed: bool) -> dict:
@@ -176,11 +179,7 @@ def mamba_minimal(steps: int, seed: int, fixed: bool) -> dict:
     model = m.small()
     if fixed:
         nn.init.normal_(model.embedding.weight, std=0.02)
-    vocab = model.embedding.num_embeddings
-    text = markov_text(vocab)
-    losses = train(model, text_batches(text, 32, 32, seed), _lm_loss(lambda mm, x: mm(x)),
-                   lambda p: torch.optim.AdamW(p, lr=1e-3), steps)
-    return {"first loss": losses[0], "final loss": tail(losses), "floor": entropy_rate(vocab)}
+    return _fit_text(model, model.embedding.num_embeddings, 1e-3, steps, seed)
 
 
 def vit_lucidrains(steps: int, seed: int, fixed: bool) -> dict:

@@ -35,8 +35,9 @@ class _NoDropout(torch.overrides.TorchFunctionMode):
             for t in (a if isinstance(a, (list, tuple)) else (a,)):
                 if isinstance(t, nn.Parameter):
                     self.read.add(id(t))
-        row = ops.of_function(func) or (ops.of_method(func.__name__) if getattr(func, "__name__", "") in (
-            "softmax", "log_softmax") else None)
+        name = getattr(func, "__name__", "")
+        # x.log_softmax(...) arrives as the Tensor method: only the (log-)softmax rows are looked up by name
+        row = ops.of_function(func) or (ops.of_method(name) if name in ops.SOFTMAX_ROWS else None)
         if row is not None and row.kind == ops.DROPOUT:
             return args[0] if args else kwargs["input"]
         if row is not None and row.dropout_arg is not None:
