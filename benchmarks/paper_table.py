@@ -23,6 +23,7 @@ from gradlint import paper
 from gradlint.init import looks_linear_
 from gradlint.render import verdict
 
+RESIDUAL_SCALES = (0.1, 0.2, 0.5, 1.0)   # the paper's batch-ReLU ResNets' branch scales
 ROWS = [
     ("ReLU", lambda: paper.mlp("relu")),
     ("tanh", lambda: paper.mlp("tanh")),
@@ -33,7 +34,7 @@ ROWS = [
     ("layer-norm-ReLU", lambda: paper.mlp("layer-relu")),
     ("linear", lambda: paper.mlp("linear")),
     ("looks-linear ReLU", lambda: looks_linear_(paper.mlp("relu"), generator=torch.Generator().manual_seed(0))),
-    *((f"batch-ReLU ResNet, branch x{a:g}", (lambda a=a: paper.resnet(a))) for a in paper.RESIDUAL_SCALES),
+    *((f"batch-ReLU ResNet, branch x{a:g}", (lambda a=a: paper.resnet(a))) for a in RESIDUAL_SCALES),
 ]
 
 

@@ -22,7 +22,6 @@ PLAIN = {
     "batch-relu": (nn.ReLU, "batch"),
     "batch-tanh": (nn.Tanh, "batch"),
 }
-RESIDUAL_SCALES = (0.1, 0.2, 0.5, 1.0)
 
 
 def _linear(fan_in: int, fan_out: int, gain: float) -> nn.Linear:

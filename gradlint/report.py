@@ -79,10 +79,6 @@ class ResidualBlock:
     line: int | None = None
 
     @property
-    def branch_dominates(self) -> bool:
-        return self.dilution is not None and self.dilution < DOMINANT_DILUTION
-
-    @property
     def pass_through(self) -> bool:
         return self.branch_share is not None and self.branch_share < PASS_THROUGH_SHARE
 

@@ -121,7 +121,7 @@ def test_multihead_attention_projections_are_layers_and_attention_is_one_op(batc
         out, weights = model(q, kv, mask)
         traced_out, traced_weights = graph.gm(q, kv, mask)
     assert torch.allclose(traced_out, out, atol=1e-5) and torch.allclose(traced_weights, weights, atol=1e-6)
-    layers = [n.name for n in graph.nodes.values() if n.depth_bearing]
+    layers = [n.name for n in graph.nodes.values() if n.layers]
     projections = ["attn.in_proj", "attn.in_proj_1", "attn.in_proj_2"] if kdim is None else \
         ["attn.q_proj", "attn.k_proj", "attn.v_proj"]
     assert layers == projections + ["attn.out_proj"]

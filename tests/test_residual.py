@@ -219,7 +219,7 @@ def test_report_names_pass_through_and_dominant_blocks(gradlint):
     lines = [line.strip() for line in run.stdout.splitlines()]
     depth = next(line for line in lines if line.startswith("depth "))
     assert depth.startswith("depth 50 compositional, 2.") and "(5-95%: 2-4) effective; 24 residual blocks" in depth
-    assert "branch dominates skip (k < 0.9): none" in lines
+    assert not any(line.startswith("branch dominates") for line in lines)  # GL403 decides that, not the renderer
     assert any(line.startswith("pass-through (share < 0.01): blocks.0.add, blocks.1.add") for line in lines)
     data = gradlint("examples/residual_mlp.py", "--format", "json").json()["results"][0]
     assert data["summary"]["effective_depth_p5"] == 2 and data["summary"]["effective_depth_p95"] == 4

@@ -144,3 +144,15 @@ def test_bad_plugins_are_one_line_errors_naming_the_plugin(fake_plugins, name, v
     with pytest.raises(gradlint.GradlintError, match=message) as info:
         registry()
     assert "\n" not in str(info.value)
+
+
+def test_collapse_rules_leave_to_gl201_exactly_the_layers_its_configured_level_takes():
+    from gradlint.rules.collapse import DomainCollapse, SignDiversityCollapse
+
+    report = snapshots.load("default_init_relu_mlp")
+    default = [f for f in check(report, [DomainCollapse(), SignDiversityCollapse()]) if f.code == "GL202"]
+    lowered = [f for f in check(report, [DomainCollapse(warning=1e-12, error=1e-13), SignDiversityCollapse()])
+               if f.code == "GL202"]
+    assert "with an uncollapsed domain" in default[0].message and "of 5 nonlinearities" in default[0].message
+    # GL201 at a lower level takes fewer layers, so GL202 judges the rest: none is left to no rule
+    assert "of 20 nonlinearities" in lowered[0].message

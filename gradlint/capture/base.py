@@ -53,9 +53,6 @@ class Node:
     def measured(self) -> bool:
         return self.kind in ops.MEASURED
 
-    @property
-    def depth_bearing(self) -> bool:
-        return self.layers > 0
 
 
 @dataclass

@@ -9,7 +9,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..report import DOMINANT_DILUTION, PASS_THROUGH_SHARE, Layer, TargetResult
+from ..report import PASS_THROUGH_SHARE, Layer, TargetResult
 from .. import whatif
 from ..rules.base import fmt
 from . import (counts, coverage_text, data_path_text, output_lines, plural, severity_counts, skipped_line, total_line,
@@ -129,7 +129,6 @@ def _residual_lines(blocks) -> list[str]:
     return [f"dilution k {span(b.dilution for b in blocks)}"
             + (f" ({zero} of {len(blocks)} branches zero at init)" if zero else "")
             + f", branch share {span(b.branch_share for b in blocks)}",
-            f"branch dominates skip (k < {fmt(DOMINANT_DILUTION)}): {names(b for b in blocks if b.branch_dominates)}",
             f"pass-through (share < {fmt(PASS_THROUGH_SHARE)}): {names(b for b in blocks if b.pass_through)}"]
 
 

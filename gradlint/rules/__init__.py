@@ -59,12 +59,16 @@ def check(report: ModelReport, rules: Sequence[Rule] | None = None,
     or not GL101 was selected.
     """
     rules = default_rules() if rules is None else rules
+    context = default_rules() if context is None else context
+    peers = {r.code: r for r in (*context, *rules)}
+    for rule in (*rules, *context):
+        rule.peers = peers
     findings = [f for rule in rules if not rule.after_others for f in rule.check(report)]
     later = [rule for rule in rules if rule.after_others]
     if later:
         codes = {r.code for r in rules}
-        unreported = [f for rule in (default_rules() if context is None else context)
-                      if rule.code not in codes and not rule.after_others for f in rule.check(report)]
+        unreported = [f for rule in context if rule.code not in codes and not rule.after_others
+                      for f in rule.check(report)]
         earlier = (*findings, *unreported)
         findings += [f for rule in later for f in rule.check_after(report, earlier)]
     return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))

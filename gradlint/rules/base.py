@@ -55,6 +55,9 @@ class Rule:
     # Rules that read the other rules' findings (whether the model explodes or collapses) set this and
     # implement ``check_after``; they run once every other rule has.
     after_others: ClassVar[bool] = False
+    # The other rules of the run, by code, at their configured options (set by ``check``): a rule that
+    # leaves some layers to another reads that rule's level, so a configured level moves both.
+    peers: dict[str, "Rule"] = {}
 
     def __init__(self, **overrides: float) -> None:
         unknown = set(overrides) - set(self.options)
@@ -153,9 +156,10 @@ def depth_layers(report: ModelReport) -> list[Layer]:
     return [x for x in report.layers if x.kind == "layer"]
 
 
-def collapsed(layer: Layer) -> bool:
-    """The layer's domain has collapsed (GL201's business): its other statistics are degenerate."""
-    return layer.relative_spread is not None and layer.relative_spread < COLLAPSED_SPREAD
+def collapsed(layer: Layer, spread: float = COLLAPSED_SPREAD) -> bool:
+    """The layer's domain has collapsed (GL201's business, below its warning level ``spread``): its other
+    statistics are degenerate."""
+    return layer.relative_spread is not None and layer.relative_spread < spread
 
 
 def residual_fix(report: ModelReport) -> str:

@@ -44,6 +44,12 @@ class CollapseRule(Rule):
     def judge(self, report: ModelReport, layers: list[Layer]):
         raise NotImplementedError
 
+    def collapse_level(self) -> float:
+        """The relative spread below which GL201 judges a layer (as configured): the other collapse rules
+        leave those layers to it, since their statistics are then degenerate."""
+        gl201 = self.peers.get("GL201")
+        return gl201.opts["warning"] if gl201 is not None else COLLAPSED_SPREAD
+
     def check(self, report: ModelReport):
         layers = judged(report)
         found = list(self.judge(report, [x for x in layers if not x.bypassed and x.side is None]))
@@ -165,7 +171,8 @@ class SignDiversityCollapse(CollapseRule):
 
     def judge(self, report: ModelReport, layers: list[Layer]):
         layers = [x for x in layers if x.family == "relu" and x.sign_diversity is not None
-                  and (x.samples or 0) >= self.opts["min-samples"] and not collapsed(x) and not x.rectified]
+                  and (x.samples or 0) >= self.opts["min-samples"] and not collapsed(x, self.collapse_level())
+                  and not x.rectified]
         hit = _below(self, layers, "sign_diversity")
         if hit is None:
             return
@@ -227,7 +234,7 @@ class PseudoLinear(CollapseRule):
              ex.pooler_tanh_head)
 
     def judge(self, report: ModelReport, layers: list[Layer]):
-        sequence = [x for x in layers if not collapsed(x)]
+        sequence = [x for x in layers if not collapsed(x, self.collapse_level())]
         runs: list[list[Layer]] = [[]]
         for x in sequence:
             if x.family != "relu" and x.nonlinearity is not None and x.nonlinearity < self.opts["pseudo-linear"]:
@@ -294,7 +301,7 @@ class DeadUnits(CollapseRule):
     def judge(self, report: ModelReport, layers: list[Layer]):
         bad = [x for x in layers if x.dead_fraction is not None
                and (x.samples or 0) >= self.opts["min-samples"] and x.dead_fraction > self.opts["warning"]
-               and not collapsed(x) and not x.rectified]
+               and not collapsed(x, self.collapse_level()) and not x.rectified]
         if not bad:
             return
         worst = max(bad, key=lambda x: x.dead_fraction)
