@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .errors import GradlintError
 from .render import model_key, plural
+from .vocabulary import FIGURES
 from .report import SEVERITY_RANK, Finding, TargetResult, at_or_above, clean_number, to_plain
 
 FILE = ".gradlint-baseline.json"
@@ -27,9 +28,7 @@ VERSION = 1
 TOLERANCE = 0.25   # relative: a value 25% worse than the baseline's is worse
 # The figures recorded per model, and which way is worse.  The input-side GSC is worse away from 1 either
 # way (exploding above, vanishing below: GL101, GL102); the largest GSC is at least 1 (the output's own).
-METRICS = {"gsc_max": "higher", "gsc_input": "away from 1", "explosion_rate": "higher",
-           "min_sign_diversity": "lower", "min_relative_spread": "lower", "parameter_coverage": "lower",
-           "effective_depth": "higher"}
+METRICS = {f.name: f.worse for f in FIGURES if f.baseline}
 
 
 class BaselineError(GradlintError):

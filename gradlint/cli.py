@@ -16,6 +16,7 @@ from .paths import split_target
 from .render import FORMATS, Output, plural, render, repository_root
 from .report import AnalysisError, TargetResult, at_or_above
 from .changes import CHANGES
+from .vocabulary import DTYPES, SEVERITIES
 
 
 class _DefaultCheck(click.Group):
@@ -56,7 +57,7 @@ def main() -> None:
               help="Write the report to FILE instead of stdout.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour in the text report: auto follows the terminal, NO_COLOR and FORCE_COLOR.")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]),
+@click.option("--fail-on", type=click.Choice(list(SEVERITIES)),
               help="Exit 1 when a finding at or above this severity is found.  [default: error]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are found (2 still means failure).")
 @click.option("--input-shape", callback=_shape, metavar="D1,D2,...", help="Probe input shape without the batch.")
@@ -65,7 +66,7 @@ def main() -> None:
 @click.option("--draws", type=click.IntRange(min=1),
               help="Gaussian cotangents averaged in the GSC estimate.  [default: 1]")
 @click.option("--device", help="Move the model to this device before probing (e.g. cuda).")
-@click.option("--dtype", type=click.Choice(["float32", "float64", "float16", "bfloat16"]), help="Probe dtype.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), help="Probe dtype.")
 @click.option("--data-input", metavar="NAME",
               help="The forward argument the data path starts from (e.g. x for model(x, t)).  [default: chosen from "
                    "the graph: the input that meets the others farthest from the output]")

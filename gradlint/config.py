@@ -35,9 +35,8 @@ else:  # pragma: no cover - Python 3.10 has no tomllib
 if TYPE_CHECKING:
     from .rules import Rule
 
-FAIL_ON = ("error", "warning", "info")
 from .render import FORMATS as OUTPUT_FORMATS  # noqa: E402 - one list of formats
-DTYPES = ("float32", "float64", "float16", "bfloat16")
+from .vocabulary import DTYPES, SEVERITIES as FAIL_ON, family, letters  # noqa: E402,F401
 KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
         "probe", "rules")
 PROBE_KEYS = ("batch-size", "seed", "draws", "device", "dtype", "input-shape", "input-shapes", "data-input",
@@ -59,14 +58,9 @@ def known_rules() -> tuple[type[Rule], ...]:
 
 # --- rule selection ------------------------------------------------------------------------------
 
-def family(code: str) -> str:
-    """The code's letters and first digit: GL901 -> GL9."""
-    return re.match(r"[A-Z]*[0-9]?", code).group()
-
-
 def default_select() -> tuple[str, ...]:
     """GL, plus the prefix of every third-party rule."""
-    plugins = {re.match(r"[A-Z]*", cls.code).group() for cls in known_rules() if not cls.code.startswith("GL")}
+    plugins = {letters(cls.code) for cls in known_rules() if not cls.code.startswith("GL")}
     return ("GL", *sorted(plugins))
 
 

@@ -14,16 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# Kinds.  Measured kinds get statistics and a gradient; the others are named so that walks over the
-# graph (init, structure facts) can tell what they may step through.
-INPUT, LAYER, NONLINEARITY, NORM, EMBEDDING, MERGE = "input", "layer", "nonlinearity", "norm", "embedding", "merge"
-DROPOUT, VIEW, RESHAPE, POOL, SCALE, SHAPE, CONSTANT, OTHER, OPAQUE = (
-    "dropout", "view", "reshape", "pool", "scale", "shape", "constant", "other", "opaque")
-MEASURED = frozenset({INPUT, LAYER, NONLINEARITY, NORM, MERGE, EMBEDDING})
-
-# Nonlinearity families: "relu" (piecewise linear through 0: sign diversity is what matters),
-# "saturating" (tanh, sigmoid, hardtanh: the absolute pre-activation scale matters), "smooth" (the rest).
-RELU, SATURATING, SMOOTH = "relu", "saturating", "smooth"
+# Kinds and families are the vocabulary's (torch-free, so rules and renderers share them).
+from .vocabulary import (CONSTANT, DROPOUT, EMBEDDING, INPUT, LAYER, MEASURED, MERGE, NONLINEARITY,  # noqa: F401
+                         NORM, OPAQUE, OTHER, POOL, RELU, RESHAPE, SATURATING, SCALE, SHAPE, SMOOTH, VIEW)
 
 # Saturation thresholds on the pre-activation: |tanh(x)| > 0.99, sigmoid(x) outside [0.01, 0.99].
 TANH_SATURATION = 2.6467

@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-SEVERITIES = ("error", "warning", "info")
-SEVERITY_RANK = {"info": 1, "warning": 2, "error": 3}
+from .vocabulary import SEVERITIES, SEVERITY_RANK  # noqa: F401 - re-exported: the report speaks the vocabulary
 
 
 def at_or_above(findings, level: str) -> list:

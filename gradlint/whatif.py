@@ -14,7 +14,7 @@ import torch.nn as nn
 from . import capture, probe, sites, suppress
 from .errors import GradlintError, one_line
 from .inputs import ProbeInputs
-from .report import Finding, ModelReport, WhatIf
+from .report import WhatIf
 from .rules import check
 
 
@@ -40,42 +40,3 @@ def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph,
                        model_output=model_output).report
     findings, _ = suppress.split(report, check(report, rules, context))
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)
-
-
-def status(before: tuple[Finding, ...], after: WhatIf) -> list[tuple[Finding, str]]:
-    """For each finding before and each new one after: 'gone', 'remains', 'now <severity>' or 'new'."""
-    if not after.applied:
-        return [(f, "n/a") for f in before]
-    later = {}
-    for f in after.findings:
-        later.setdefault(f.code, []).append(f)
-    out: list[tuple[Finding, str]] = []
-    for f in before:
-        match = later.get(f.code)
-        if not match:
-            out.append((f, "gone"))
-        else:
-            worst = match[0]  # findings are sorted most severe first
-            out.append((f, "remains" if worst.severity == f.severity else f"now {worst.severity}"))
-    codes = {f.code for f in before}
-    out += [(f, "new") for f in after.findings if f.code not in codes]
-    return out
-
-
-def compare_rows(report: ModelReport, variants: tuple[WhatIf, ...]) -> list[tuple[str, list[float | None]]]:
-    """The figures shown side by side: (label, [before, after each variant])."""
-    reports = [report] + [w.report for w in variants]
-
-    def col(getter):
-        return [getter(r.summary) if r is not None else None for r in reports]
-
-    return [
-        ("GSC at the input side", col(lambda s: s.gsc_input)),
-        ("GSC max", col(lambda s: s.gsc_max)),
-        ("explosion rate /layer", col(lambda s: s.explosion_rate)),
-        ("min sign diversity", col(lambda s: s.min_sign_diversity)),
-        ("min relative spread", col(lambda s: s.min_relative_spread)),
-        ("min pre-act std", col(lambda s: s.min_preact_std)),
-        ("effective depth", col(lambda s: s.effective_depth)),
-        ("mean orthogonality defect", col(lambda s: s.mean_orthogonality_defect)),
-    ]

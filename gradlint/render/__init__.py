@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..paths import split_target
-from ..report import SEVERITIES, SEVERITY_RANK, Finding, TargetResult
+from ..report import SEVERITIES, SEVERITY_RANK, Finding, ModelReport, TargetResult, WhatIf
+from ..vocabulary import FIGURES, Figure
 
 FORMATS = ("text", "json", "sarif", "github", "markdown")
 
@@ -155,3 +156,33 @@ def total_line(results: list[TargetResult], strong=lambda text: text, failed_not
 def skipped_line(target: str, why: str) -> str:
     """One skipped module: a module a file defines (found, not named) that could not be probed."""
     return f"skipped {target}: {why}"
+
+
+# --------------------------------------------------------------------------- --what-if, as the renderers show it
+
+
+def what_if_status(before: tuple[Finding, ...], after: WhatIf) -> list[tuple[Finding, str]]:
+    """For each finding before and each new one after: 'gone', 'remains', 'now <severity>' or 'new'."""
+    if not after.applied:
+        return [(f, "n/a") for f in before]
+    later = {}
+    for f in after.findings:
+        later.setdefault(f.code, []).append(f)
+    out: list[tuple[Finding, str]] = []
+    for f in before:
+        match = later.get(f.code)
+        if not match:
+            out.append((f, "gone"))
+        else:
+            worst = match[0]  # findings are sorted most severe first
+            out.append((f, "remains" if worst.severity == f.severity else f"now {worst.severity}"))
+    codes = {f.code for f in before}
+    out += [(f, "new") for f in after.findings if f.code not in codes]
+    return out
+
+
+def compare_rows(report: ModelReport, variants: tuple[WhatIf, ...]) -> list[tuple[Figure, list[float | None]]]:
+    """The figures shown side by side: (figure, [before, after each variant])."""
+    reports = [report] + [w.report for w in variants]
+    return [(f, [getattr(r.summary, f.name) if r is not None else None for r in reports])
+            for f in FIGURES if f.what_if]

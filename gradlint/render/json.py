@@ -7,8 +7,7 @@ import json
 
 from .. import __version__
 from ..report import TargetResult, to_plain
-from . import Output, counts, relative_to_root
-from .. import whatif
+from . import Output, counts, relative_to_root, what_if_status
 
 SCHEMA = "gradlint/1"
 
@@ -49,7 +48,7 @@ def _what_if(r: TargetResult, w) -> dict:
         "residual_blocks": to_plain(w.report.residual_blocks) if w.report else [],
         "findings": to_plain(w.findings),
         "finding_status": [{"code": f.code, "name": f.name, "severity": f.severity, "status": st}
-                           for f, st in whatif.status(r.findings, w)],
+                           for f, st in what_if_status(r.findings, w)],
     }
 
 

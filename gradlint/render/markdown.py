@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from ..report import TargetResult
 from ..rules.base import fmt
+from ..vocabulary import FIGURE
 from . import (Output, counts, coverage_text, data_path_text, model_key, output_lines, plural, relative_to_root,
                severity_counts, skipped_line, total_line, verdict)
 
-# The figures a baseline records (gradlint.baseline.METRICS), as the before/after table names them.
-BASELINE_FIGURES = {"gsc_input": "GSC input", "gsc_max": "GSC max", "explosion_rate": "explosion rate",
-                    "effective_depth": "effective depth", "min_sign_diversity": "min sign diversity",
-                    "min_relative_spread": "min relative spread", "parameter_coverage": "parameter coverage"}
 CHANGED = 0.01   # a figure that moved by more than 1% changed (the probe is deterministic; this is rounding)
 FIGURES = ("capture", "GSC input", "GSC max", "explosion rate", "effective / compositional depth",
            "min sign diversity", "parameter coverage")
@@ -78,7 +75,7 @@ def _moved(before, after) -> bool:
 
 def _before_after(change) -> list[str]:
     """The figures that moved since the baseline, before and after; worse beyond the tolerance is marked."""
-    rows = [(BASELINE_FIGURES[name], fmt(before) if before is not None else "n/a",
+    rows = [(FIGURE[name].label, fmt(before) if before is not None else "n/a",
              fmt(after) if after is not None else "n/a", "worse" if name in change.regressed else "")
             for name, (before, after) in change.metrics.items() if _moved(before, after)]
     return _table(("figure", "baseline", "now", ""), rows) if rows else []

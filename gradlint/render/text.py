@@ -10,10 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..report import PASS_THROUGH_SHARE, Layer, TargetResult
-from .. import whatif
 from ..rules.base import fmt
-from . import (counts, coverage_text, data_path_text, output_lines, plural, severity_counts, skipped_line, total_line,
-               verdict)
+from . import (compare_rows, counts, coverage_text, data_path_text, output_lines, plural, severity_counts,
+               skipped_line, total_line, verdict, what_if_status)
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "clean": "bold green"}
 MAX_ROWS = 40
@@ -171,10 +170,10 @@ def _what_if(r: TargetResult) -> Group:
         table.add_column("before", justify="right", no_wrap=True)
         for w in applied:
             table.add_column(w.change, justify="right", no_wrap=True)
-        for label, values in whatif.compare_rows(r.report, tuple(applied)):
-            show = (lambda v: f"{v:.3f}") if label.startswith("explosion rate") else fmt
-            table.add_row(label, *(show(v) if v is not None else "n/a" for v in values))
-        fates = [whatif.status(r.findings, w) for w in applied]
+        for figure, values in compare_rows(r.report, tuple(applied)):
+            show = (lambda v: f"{v:.3f}") if figure.rate else fmt
+            table.add_row(figure.label, *(show(v) if v is not None else "n/a" for v in values))
+        fates = [what_if_status(r.findings, w) for w in applied]
         seen: list[tuple[str, str]] = []
         for fate in fates:
             for f, _ in fate:

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from .. import changes
 from ..report import Finding, Layer, ModelReport
+from ..vocabulary import family
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ class Rule:
     @classmethod
     def enabled_by_default(cls) -> bool:
         """Experimental rules (family 9, e.g. GL9xx) run only when selected explicitly."""
-        digits = cls.code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        return not digits.startswith("9")
+        return not family(cls.code).endswith("9")
 
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
                 value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:

@@ -7,16 +7,14 @@ to load, or claims codes it does not own or that already exist, is an error nami
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 
 from ..errors import GradlintError
+from ..vocabulary import is_code, letters
 from .base import Rule
 
 GROUP = "gradlint.rules"
-_PREFIX = re.compile(r"^[A-Z]{1,8}$")
-_CODE = re.compile(r"^[A-Z]{1,8}[0-9]{3}$")
 
 
 class PluginError(GradlintError):
@@ -33,7 +31,7 @@ def _load(builtin: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
     found: list[type[Rule]] = []
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         prefix = ep.name
-        if not _PREFIX.match(prefix) or prefix == "GL":
+        if not prefix or letters(prefix) != prefix or len(prefix) > 8 or prefix == "GL":
             raise PluginError(f"rule plugin {ep.value!r}: entry point name {prefix!r} must be an upper-case code "
                               "prefix of 1-8 letters other than GL (it is the prefix the plugin owns)")
         try:
@@ -45,7 +43,7 @@ def _load(builtin: tuple[type[Rule], ...]) -> tuple[type[Rule], ...]:
             if not (isinstance(cls, type) and issubclass(cls, Rule)):
                 raise PluginError(f"rule plugin {prefix} ({ep.value}): {cls!r} is not a gradlint Rule class")
             code = getattr(cls, "code", "")
-            if not _CODE.match(code) or not code.startswith(prefix) or not code[len(prefix):].isdigit():
+            if not is_code(code) or letters(code) != prefix:
                 raise PluginError(f"rule plugin {prefix} ({ep.value}): code {code!r} of {cls.__name__} is not "
                                   f"{prefix} followed by three digits")
             if code in seen:
