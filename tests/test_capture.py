@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import gradlint
 from gradlint import probe
-from gradlint.capture import static_graph
+from gradlint.capture import exported_graph, static_graph
 from gradlint.inputs import ProbeInputs
 
 from reference_models import gaussian
@@ -235,7 +235,7 @@ def test_export_tier_gives_the_fx_tier_gsc_profile():
     model, x = Traceable(), gaussian(32, 16)
     inputs = ProbeInputs.of(x)
     by_fx = probe.run(model, inputs, target="m", path=None, line=None, draws=4).report
-    exported = probe.build_export(model, inputs)
+    exported = exported_graph(model, inputs.args, inputs.kwargs)
     by_export = probe.run(model, inputs, target="m", path=None, line=None, draws=4, graph=exported).report
     assert (by_fx.trace, by_export.trace) == ("fx", "export")
     fx_points = {x.name: x.gsc for x in by_fx.layers if x.gsc is not None}

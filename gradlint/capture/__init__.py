@@ -1,45 +1,36 @@
 """Graph capture in tiers, one contract: torch.fx first, then torch.export, module hooks last.
 
 Every tier produces a ``Graph`` of ``Node`` descriptions (see ``base``); the graph tiers also keep
-the ``torch_fx.GraphModule`` the probe interprets.  ``static_graphs`` yields the graph tiers in order for a
-model and its inputs; the hooks tier (``hooks.run``) builds its graph while the model runs.
+the fx graph ``interpret`` runs.  The tiers are objects (``tiers``), and ``tiers.run`` tries them in
+order; the hooks tier (``hooks.run``) builds its graph while the model runs.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
 
 import torch.fx as torch_fx
 import torch.nn as nn
 
 from .. import ops
-from ..errors import one_line
+from ..vocabulary import EXPORT, FX
 from . import export as export_tier
 from . import fx as fx_tier
 from .base import ALIAS_META, META, OUTPUT, Graph, InputFacts, Node, gate_branches, structure_of
 from . import blocks
 from .classify import Classifier, arg_nodes
 
-__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "InputFacts", "Node", "exported_graph", "static_graph", "static_graphs", "rebind"]
+__all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "InputFacts", "Node", "exported_graph", "static_graph", "rebind"]
 
 
 def static_graph(model: nn.Module, concrete_args: dict | None = None, facts: InputFacts | None = None) -> Graph:
     """The torch.fx graph of ``model`` (raises what torch.fx raises), analysed, without running it."""
-    return from_fx_graph(model, fx_tier.trace(model, concrete_args), model, "fx", frozenset(concrete_args or ()),
+    return from_fx_graph(model, fx_tier.trace(model, concrete_args), model, FX, frozenset(concrete_args or ()),
                          facts)
-
-
-def static_graphs(model: nn.Module, args: tuple, kwargs: dict, concrete_args: dict | None = None,
-                  facts: InputFacts | None = None) -> Iterator[tuple[str, Callable[[], Graph]]]:
-    """(tier, build) for the graph tiers in order: building may raise, and the caller moves on."""
-    yield "fx", lambda: static_graph(model, concrete_args, facts)
-    yield "export", lambda: exported_graph(model, args, kwargs, facts)
 
 
 def exported_graph(model: nn.Module, args: tuple, kwargs: dict, facts: InputFacts | None = None) -> Graph:
     """The torch.export graph of ``model`` on these inputs (raises what torch.export raises), analysed."""
     gm = export_tier.trace(model, args, kwargs)
-    return from_fx_graph(gm, gm.graph, model, "export", facts=facts)
+    return from_fx_graph(gm, gm.graph, model, EXPORT, facts=facts)
 
 
 def from_fx_graph(root: nn.Module, fx_graph: torch_fx.Graph, model: nn.Module, tier: str,
@@ -71,7 +62,7 @@ def rebind(graph: Graph, model: nn.Module) -> Graph:
                                     type(model).__name__)
     return Graph(graph.tier, graph.nodes, graph.outputs, graph.structure, fx_graph=graph.fx_graph, root=root,
                  note=graph.note, written=graph.written, measured_params=graph.measured_params, gates=graph.gates,
-                 unmeasured_why=graph.unmeasured_why)
+                 unmeasured_why=graph.unmeasured_why, sees_structure=graph.sees_structure)
 
 
 def _lookup(model: nn.Module, target: str, fallback: nn.Module):
@@ -167,9 +158,3 @@ def _reaches_known_op(start: torch_fx.Node, reachable: set[str]) -> bool:
                 return True  # the parameter meets the data here
             todo.append(user)
     return False
-
-
-def describe_failure(tier: str, exc: BaseException) -> str:
-    what = {"fx": "torch.fx could not trace the model", "export": "torch.export could not capture the model",
-            "fx-run": "the torch.fx graph did not run", "export-run": "the torch.export graph did not run"}[tier]
-    return f"{what} ({one_line(exc)})"

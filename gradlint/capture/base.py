@@ -69,6 +69,7 @@ class Graph:
     written: frozenset[str] = frozenset()       # values written in place later: the probe hands on a copy
     measured_params: frozenset[str] = frozenset()   # parameters (qualified names) read by an op the capture knows
     unmeasured_why: dict[str, str] = field(default_factory=dict)   # a parameter not measured -> why not
+    sees_structure: bool = True                 # residual structure seen (False: modules recorded as a chain)
     gates: frozenset[str] = frozenset()         # nodes on a branch that multiplies another path (see gate_branches)
     _users: dict[str, list[str]] | None = field(default=None, repr=False)
     _gm: fx.GraphModule | None = field(default=None, repr=False)
@@ -98,6 +99,18 @@ class Graph:
 
     def module(self, model: nn.Module, node_id: str) -> nn.Module | None:
         return submodule(model, self.nodes[node_id].module)
+
+    def past_no_ops(self, node_id: str, reshapes: bool = False) -> str:
+        """The op behind a value: dropout (the identity during the probe), identity modules and views (and
+        reshapes, if asked) are passed back through, so a branch ending in Dropout names the norm or layer
+        before it."""
+        through = (ops.DROPOUT, ops.VIEW, ops.RESHAPE) if reshapes else (ops.DROPOUT, ops.VIEW)
+        for _ in range(16):
+            live = self.live_preds(node_id)
+            if self.nodes[node_id].kind not in through or len(live) != 1:
+                return node_id
+            node_id = live[0]
+        return node_id
 
 
 def users_of(nodes: dict[str, Node]) -> dict[str, list[str]]:

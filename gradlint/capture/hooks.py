@@ -7,26 +7,22 @@ not seen, and functional ops between modules (and parameters used outside a leaf
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn as nn
 
 from .. import ops
+from ..vocabulary import HOOKS
 from .base import Graph, Node, canonical_names, parameter_names, structure_of
 from .classify import module_facts
-
-Observe = Callable[[Node, torch.Tensor, torch.Tensor | None, torch.Tensor | None, nn.Module | None], torch.Tensor]
-
 
 class _NoDropout(torch.overrides.TorchFunctionMode):
     """Functional dropout (``F.dropout(x, p, self.training)``) returns its input during the probe, and
     attention's own dropout probability is 0.  ``softmaxed`` records the logits of every softmax and
     log-softmax by the id of its result, so an output of log-probabilities can be read as its logits."""
 
-    def __init__(self, softmaxed: dict | None = None):
+    def __init__(self, observer=None):
         super().__init__()
-        self.softmaxed = softmaxed
+        self.observer = observer
         self.read: set[int] = set()   # ids of the parameters any torch function read
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -43,8 +39,8 @@ class _NoDropout(torch.overrides.TorchFunctionMode):
         if row is not None and row.dropout_arg is not None:
             args, kwargs = ops.without_dropout(row, tuple(args), kwargs)
         out = func(*args, **kwargs)
-        if self.softmaxed is not None and row is not None and row.name in ops.SOFTMAX_ROWS and args:
-            self.softmaxed[id(out)] = (args[0], row.name, out)
+        if self.observer is not None and row is not None and row.name in ops.SOFTMAX_ROWS and args:
+            self.observer.softmax(row.name, args[0], out)
         return out
 
 
@@ -62,14 +58,16 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return leaves
 
 
-def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observe: Observe,
-        note: str | None, input_facts=None, softmaxed: dict | None = None) -> tuple[Graph, object]:
-    """Run ``model(*args, **kwargs)`` recording leaf modules; ``inputs`` are the (name, tensor) inputs
-    already observed.  Returns the chain graph and the model's output."""
+def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observer,
+        note: str | None, input_facts=None) -> tuple[Graph, object]:
+    """Run ``model(*args, **kwargs)`` recording leaf modules under ``observer`` (the protocol of
+    ``capture.interpret``); ``inputs`` are the (name, tensor) inputs.  Returns the chain graph and the
+    model's output."""
     nodes: dict[str, Node] = {}
     last: list[str] = []
-    for name, _ in inputs:
+    for name, x in inputs:
         nodes[name] = Node(id=name, name=name, op="input", kind=ops.INPUT)
+        observer.observe(nodes[name], x, None, None, None)
         last.append(name)
     names = parameter_names(model)
     canon = canonical_names(model, names)
@@ -99,7 +97,8 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
                 prefix = f"{name}." if name else ""
                 measured_params.update(canon[prefix + p] for p, _ in module.named_parameters(remove_duplicate=False)
                                        if prefix + p in canon)
-            observed = observe(node, out, pending.pop(id(module), None), ops.module_weight(module), module)
+            observer.count(out)  # the hooks tier sees module outputs only
+            observed = observer.observe(node, out, pending.pop(id(module), None), ops.module_weight(module), module)
             if observed is out:
                 return None
             return observed if rest is None else (observed, *rest)
@@ -121,7 +120,7 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
         for name, m in leaf_modules(model):
             handles.append(m.register_forward_pre_hook(pre_hook))
             handles.append(m.register_forward_hook(post_hook(name)))
-        mode = _NoDropout(softmaxed)
+        mode = _NoDropout(observer)
         with mode:
             result = model(*args, **kwargs)
     finally:
@@ -133,6 +132,6 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
                   "records module calls; a forward called directly, as in `self.module.forward(x)`, records "
                   "nothing)" if name in read else "never read by the forward on the probe inputs")
            for name in names.values() if name not in measured_params}
-    graph = Graph("hooks", nodes, outputs, structure_of(nodes, outputs, input_facts), note=note,
-                  measured_params=frozenset(measured_params), unmeasured_why=why)
+    graph = Graph(HOOKS, nodes, outputs, structure_of(nodes, outputs, input_facts), note=note,
+                  measured_params=frozenset(measured_params), unmeasured_why=why, sees_structure=False)
     return graph, result

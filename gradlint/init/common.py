@@ -81,7 +81,7 @@ def constant(value: float) -> Make:
 def graph_of(model: nn.Module, graph: Graph | None, who: str, needs: str) -> Graph:
     """The graph to plan on: the one given (the probe's), else a torch.fx trace of the model."""
     if graph is not None:
-        if graph.tier == "hooks":
+        if not graph.sees_structure:
             raise InitError(f"{who}: neither torch.fx nor torch.export could capture {type(model).__name__}, so "
                             f"its structure cannot be checked; {needs}")
         return graph

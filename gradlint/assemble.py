@@ -1,0 +1,270 @@
+"""The report, assembled from what the probe measured and the captured graph's structure.
+
+Pure: no tensor and no torch op here.  ``probe.run`` measures (``Measured``: one ``Measure`` of plain
+numbers per node, the branch shares, what Y is) and hands over; this module decides nothing the rules
+decide, it only lays the numbers out as a ``ModelReport``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import graph as graph_structure
+from . import stats
+from .capture import Graph, Node
+from .report import Layer, ModelReport, OutputStats, ProbeSettings, ResidualBlock, Shift, Summary
+from .vocabulary import CONCAT, EMBEDDING, INPUT, LAYER, NONLINEARITY
+
+UNMEASURED_LISTED = 8   # modules named in the report's list of what the probe did not see
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is analysed and where it came from: the target as reported, the file and line that define it."""
+
+    target: str
+    path: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class Measure:
+    """What the probe measured at one node: plain numbers once the backward is done."""
+
+    norm: float | None = None
+    numel: int = 0
+    positions: int | None = None          # positions per sample and unit (pixels, tokens; 1 for a vector)
+    nonfinite: bool = False
+    units_first: bool | None = None
+    width: int | None = None
+    collapse: stats.Collapse | None = None
+    defect: float | None = None
+    copy_of: str | None = None
+    grad_sq: list = field(default_factory=list)   # squared gradient norm per draw (emptied once summed)
+    gsc: float | None = None
+    operands: tuple[float | None, ...] = ()   # a merge or a shift: the norm of each operand, in the order of its preds
+    operand_sizes: tuple[int, ...] = ()       # ... and its elements (a broadcast operand has fewer)
+
+
+@dataclass
+class Measured:
+    """Everything the probe measured, as plain numbers."""
+
+    measures: dict[str, Measure]
+    shares: dict[tuple[str, str], float]     # (split end, operand) -> that side's share of the squared gradient
+    probe: ProbeSettings
+    trainable: dict[str, int]                # trainable parameters (first names, tied ones once) -> elements
+    output: OutputStats
+    anchor: str | None = None                # the node the GSC is relative to when the output is zero
+    no_gradient: bool = False
+
+
+def report(graph: Graph, measured: Measured, subject: Subject) -> ModelReport:
+    st = graph.structure
+    spine = set(st.spine) if graph.sees_structure else {
+        # a chain of modules hides residual streams: only the inputs and the output are sure to be on the spine
+        i for i in st.spine if graph.nodes[i].kind == INPUT or i in graph.outputs}
+    points = spine_point_ids(graph, measured, spine)
+    head = head_ids(points, measured)
+    layers = _layers(graph, measured, subject, spine, points, head)
+    blocks = _blocks(graph, measured, subject)
+    coverage, unmeasured = _coverage(graph, measured.trainable)
+    ms = measured.measures
+    return ModelReport(
+        target=subject.target, path=subject.path, line=subject.line, trace=graph.tier, trace_note=graph.note,
+        probe=measured.probe, summary=_summary(graph, measured, layers, points, head, coverage),
+        layers=tuple(layers), residual_blocks=tuple(blocks),
+        nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in ms and ms[i].nonfinite),
+        output_zero=measured.anchor is not None, no_gradient=measured.no_gradient, unmeasured=unmeasured,
+        output=measured.output, shifts=tuple(_shifts(graph, measured, subject, spine)),
+    )
+
+
+def spine_point_ids(graph: Graph, measured: Measured, spine: set[str]) -> list[str]:
+    """Where the GSC profile is read: float inputs, embedding outputs, depth-bearing spine layers and
+    residual merges with a measured GSC, input side first."""
+    merges = {m.id for m in graph.structure.merges}
+    ms = measured.measures
+    return [i for i in graph.structure.spine
+            if i in spine and i in ms and ms[i].gsc is not None and graph.structure.depth.get(i) is not None
+            and (graph.nodes[i].kind in (INPUT, LAYER, EMBEDDING) or i in merges)]
+
+
+def head_ids(points: list[str], measured: Measured) -> set[str]:
+    """The spine points after the network pooled its positions away (a classifier after global average
+    pooling or a class token): the GSC drops across the pooling, so they are left out of the fit."""
+    positions = [measured.measures[i].positions or 1 for i in points]
+    if max(positions, default=1) <= 1:
+        return set()
+    first = next((k for k, p in enumerate(positions) if p == 1 and max(positions[:k], default=1) > 1), None)
+    return set(points[first:]) if first is not None else set()
+
+
+def _where(node: Node, subject: Subject) -> dict:
+    return {"path": node.path or subject.path, "line": node.line if node.path else subject.line}
+
+
+def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str], points: list[str],
+            head: set[str]) -> list[Layer]:
+    """Every measured node, in forward order (and the concatenation skips on the spine: a run of layers a
+    skip joins is no plain stack)."""
+    st = graph.structure
+    bypassed = _bypassed(graph)
+    concats = {sp.end for sp in st.splits if sp.kind == "concat"} & spine
+    layers: list[Layer] = []
+    for i, n in graph.nodes.items():
+        m = measured.measures.get(i)
+        if not (n.measured or i in concats) or m is None or m.norm is None:
+            continue
+        c = m.collapse
+        layers.append(Layer(
+            name=n.name, op=n.op, kind=CONCAT if i in concats else n.kind, depth=st.depth.get(i), spine=i in spine,
+            gsc=m.gsc, preact_std=c.preact_std if c else None, relative_spread=c.relative_spread if c else None,
+            sign_diversity=c.sign_diversity if c else None, nonlinearity=c.nonlinearity if c else None,
+            dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
+            orthogonality_defect=m.defect, width=m.width, samples=c.samples if c else None,
+            rectified=c.rectified if c else None, family=n.family, **_where(n, subject),
+            weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
+            layers=n.layers if n.kind == LAYER else None, positions=m.positions,
+            spine_point=i in points, head=i in head, gate=i in graph.gates,
+            side=graph.nodes[st.side[i]].name if i in st.side else None, nested=i in st.nested and i in spine,
+            bypassed=i in bypassed,
+        ))
+    return layers
+
+
+def _blocks(graph: Graph, measured: Measured, subject: Subject) -> list[ResidualBlock]:
+    blocks = []
+    for mg in graph.structure.merges:
+        node = graph.nodes[mg.id]
+        skip_norm = _operand_norm(measured, node, mg.skip)
+        branch_norms = [_operand_norm(measured, node, b) for b in mg.branches]
+        branch_norm = math.sqrt(sum(b ** 2 for b in branch_norms if b is not None))
+        dilution = (skip_norm / branch_norm if skip_norm is not None and None not in branch_norms and branch_norm > 0
+                    else None)
+        share = [measured.shares.get((mg.id, b)) for b in mg.branches] if (mg.id, mg.skip) in measured.shares else [None]
+        blocks.append(ResidualBlock(
+            merge=node.name, block_input=graph.nodes[mg.block_input].name if mg.block_input in graph.nodes else "input",
+            skip=graph.nodes[mg.skip].name, branch=", ".join(graph.nodes[b].name for b in mg.branches),
+            dilution=dilution, branch_share=sum(share) if None not in share else None, branch_depth=mg.branch_depth,
+            skip_depth=mg.skip_depth, branch_op=", ".join(graph.nodes[graph.past_no_ops(b)].op for b in mg.branches),
+            zero_branch=None not in branch_norms and branch_norm == 0, **_where(node, subject),
+        ))
+    return blocks
+
+
+def _shifts(graph: Graph, measured: Measured, subject: Subject, spine: set[str]) -> list[Shift]:
+    """Parameters added to the data (a position embedding) or concatenated with it (a class token), with the
+    root mean square of their elements over the data operand's: a concatenated token compares with the
+    data's tokens, a broadcast embedding with what it is added to."""
+    st = graph.structure
+    shifts = []
+    for i, n in graph.nodes.items():
+        m = measured.measures.get(i)
+        if n.shift is None or m is None or len(m.operands) != len(n.preds) or i not in st.data:
+            continue
+        live = [k for k, p in enumerate(n.preds) if p in st.data]
+        const = [k for k, p in enumerate(n.preds) if p not in st.data and m.operands[k] is not None]
+        if len(live) != 1 or not const or not m.operands[live[0]]:
+            continue
+        term = math.sqrt(sum(m.operands[k] ** 2 for k in const) / max(1, sum(m.operand_sizes[k] for k in const)))
+        data = m.operands[live[0]] / math.sqrt(max(1, m.operand_sizes[live[0]]))
+        shifts.append(Shift(n.name, n.shift, term / data, st.depth.get(i), i in spine, **_where(n, subject)))
+    return shifts
+
+
+def _summary(graph: Graph, measured: Measured, layers: list[Layer], points: list[str], head: set[str],
+             coverage: float | None) -> Summary:
+    st, ms = graph.structure, measured.measures
+    body = [i for i in points if i not in head]
+    required = {sp.end for sp in st.splits if sp.kind == "merge"} & {m.id for m in st.merges}
+    dist = graph_structure.effective_depth_steps(st.chain, measured.shares, required) if st.chain else None
+    if dist is None and not st.chain and st.compositional_depth == 0:
+        dist = {0: 1.0}
+    paths = stats.path_length(dist) if dist else None
+    fit = stats.explosion_fit([st.depth[i] for i in body], [ms[i].gsc for i in body])
+    deepest = max((st.depth[i] for i in points), default=None)
+    # A ReLU of an already rectified input is the identity by construction: not a collapsed domain.
+    nonlin = [x for x in layers if x.kind == NONLINEARITY and x.sign_diversity is not None and not x.rectified]
+    defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
+    return Summary(
+        compositional_depth=st.compositional_depth,
+        effective_depth=paths.mean if paths else None,
+        effective_depth_p5=paths.p5 if paths else None,
+        effective_depth_p95=paths.p95 if paths else None,
+        gsc_max=max((ms[i].gsc for i in points), default=None),
+        gsc_input=next((ms[i].gsc for i in points if st.depth[i] == deepest), None),
+        explosion_rate=fit.rate if fit else None, explosion_fit_r2=fit.r2 if fit else None,
+        min_sign_diversity=min((x.sign_diversity for x in nonlin), default=None),
+        min_relative_spread=min((x.relative_spread for x in nonlin if x.relative_spread is not None), default=None),
+        mean_orthogonality_defect=sum(defects) / len(defects) if defects else None,
+        min_preact_std=min((x.preact_std for x in nonlin), default=None),
+        spine_points=len(points), fit_points=len(body),
+        gsc_anchor=graph.nodes[measured.anchor].name if measured.anchor else None,
+        parameter_coverage=coverage,
+    )
+
+
+def _bypassed(graph: Graph) -> set[str]:
+    """Nodes a residual skip carries the data past: everything on a block's branch (back to its block
+    input), and nonlinearities that read a block's sum directly (a post-activation ReLU)."""
+    st = graph.structure
+    found: set[str] = set()
+    for m in st.merges:
+        todo = list(m.branches)
+        while todo:
+            v = todo.pop()
+            if v in found or v == m.block_input or v not in st.data:
+                continue
+            found.add(v)
+            todo.extend(graph.live_preds(v))
+    merges = {m.id for m in st.merges}
+    for i, n in graph.nodes.items():
+        if n.kind == NONLINEARITY and i in st.data:
+            live = graph.live_preds(i)
+            if live and graph.past_no_ops(live[0]) in merges:
+                found.add(i)
+    return found
+
+
+def _operand_norm(measured: Measured, merge: Node, operand: str) -> float | None:
+    """The norm of one operand of a merge, as the merge read it."""
+    m = measured.measures.get(merge.id)
+    if m is None or not m.operands or operand not in merge.preds:
+        return None
+    return m.operands[merge.preds.index(operand)]
+
+
+def split_shares(alias_sq: dict[tuple[str, str], list]) -> dict[tuple[str, str], float]:
+    """Each side's part of the squared gradient a split sends to its start: (split end, operand) -> share."""
+    sums: dict[str, dict[str, float]] = {}
+    for (end, operand), v in alias_sq.items():
+        if v:
+            sums.setdefault(end, {})[operand] = float(sum(v))
+    shares = {}
+    for end, sides in sums.items():
+        total = sum(sides.values())
+        if math.isfinite(total) and total > 0:
+            shares.update({(end, o): x / total for o, x in sides.items()})
+    return shares
+
+
+def _coverage(graph: Graph, trainable: dict[str, int]) -> tuple[float | None, tuple[tuple[str, int, str], ...]]:
+    """The fraction of trainable parameter elements the probe measured, and the largest modules it did not,
+    each with why (the reason of its largest unmeasured parameter)."""
+    total = sum(trainable.values())
+    if total == 0:
+        return None, ()
+    missed: dict[str, int] = {}
+    why: dict[str, tuple[int, str]] = {}
+    for name, numel in trainable.items():
+        if name not in graph.measured_params:
+            module = name.rsplit(".", 1)[0] if "." in name else name  # a parameter of the model itself: its name
+            missed[module] = missed.get(module, 0) + numel
+            reason = graph.unmeasured_why.get(name, "never read by an op the capture recognised")
+            if numel > why.get(module, (-1, ""))[0]:
+                why[module] = (numel, reason)
+    seen = total - sum(missed.values())
+    ranked = sorted(missed.items(), key=lambda kv: (-kv[1], kv[0]))[:UNMEASURED_LISTED]
+    return seen / total, tuple((module, count, why[module][1]) for module, count in ranked)

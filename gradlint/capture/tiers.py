@@ -1,0 +1,193 @@
+"""The capture tiers as objects, and the one loop that tries them.
+
+A tier captures a model's graph (or, for the hooks tier, records it while the model runs), says what
+its graph's placeholders take, what it knows of the memory a run needs before running, how to capture
+again at a smaller batch, and runs under an observer (the protocol of ``capture.interpret``).  ``run``
+tries the tiers in order (``vocabulary.TIERS``) and cuts the batch when a run passes the memory budget.
+Nothing outside ``capture/`` names a tier: a new tier is a class here and an entry in ``TIER_CLASSES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .. import memory, ops
+from ..errors import ProbeError, one_line
+from ..inputs import ProbeInputs
+from ..vocabulary import EXPORT, FX, HOOKS, TIER_LABELS
+from . import export as export_tier
+from . import hooks as hooks_tier
+from .base import Graph, InputFacts
+from .interpret import Interpreter
+
+
+class Tier:
+    """One way of capturing a model."""
+
+    name: str
+    runs_a_graph = True        # a program the interpreter runs (False: the graph is recorded as the model runs)
+    sees_structure = True      # residual structure and functional ops are seen (False: a chain of modules)
+
+    def capture(self, model: nn.Module, inputs: ProbeInputs, facts: InputFacts, notes: list[str]) -> Graph | None:
+        raise NotImplementedError
+
+    def arguments(self, model: nn.Module, inputs: ProbeInputs) -> tuple:
+        """What the graph's placeholders take, in order."""
+        raise NotImplementedError
+
+    def needs(self, graph: Graph) -> float | None:
+        """Bytes a run will make, when the capture recorded every value's shape; None when unknown."""
+        return None
+
+    def recapture(self, model: nn.Module, inputs: ProbeInputs, facts: InputFacts, graph: Graph) -> Graph:
+        """The graph for smaller inputs (a batch cut)."""
+        return graph
+
+    def run(self, model: nn.Module, graph: Graph | None, inputs: ProbeInputs, facts: InputFacts, observer,
+            note: str | None) -> tuple[Graph, object]:
+        """(the graph, the model's output) of one run under ``observer``."""
+        result = Interpreter(graph, observer, aten=self.name == EXPORT).run(*self.arguments(model, inputs))
+        return graph, result
+
+    def failed(self, exc: BaseException, running: bool) -> str:
+        """The note saying why this tier could not capture (``running`` False) or run the model."""
+        what = "could not run the model" if running else "could not capture the model"
+        return f"{TIER_LABELS[self.name]} {what} ({one_line(exc)})"
+
+
+class FxTier(Tier):
+    name = FX
+
+    def capture(self, model, inputs, facts, notes):
+        from . import static_graph
+
+        graph = static_graph(model, inputs.positional(model)[1], facts)
+        return see_inside_wrapped_functions(graph, model, inputs, facts, notes)
+
+    def arguments(self, model, inputs):
+        return inputs.positional(model)[0]
+
+    def failed(self, exc, running):
+        return f"{'the torch.fx graph did not run' if running else 'torch.fx could not trace the model'} ({one_line(exc)})"
+
+
+class ExportTier(Tier):
+    name = EXPORT
+
+    def capture(self, model, inputs, facts, notes):
+        from . import exported_graph
+
+        return exported_graph(model, inputs.args, inputs.kwargs, facts)
+
+    def arguments(self, model, inputs):
+        return tuple(inputs.leaves())   # the exported graph's placeholders, in order
+
+    def needs(self, graph):
+        return memory.bytes_from_export(graph.fx_graph)
+
+    def recapture(self, model, inputs, facts, graph):
+        return self.capture(model, inputs, facts, [])
+
+    def failed(self, exc, running):
+        what = "the torch.export graph did not run" if running else "torch.export could not capture the model"
+        return f"{what} ({one_line(exc)})"
+
+
+class HooksTier(Tier):
+    name = HOOKS
+    runs_a_graph = False
+    sees_structure = False
+
+    def capture(self, model, inputs, facts, notes):
+        return None   # recorded while the model runs
+
+    def run(self, model, graph, inputs, facts, observer, note):
+        return hooks_tier.run(model, inputs.args, inputs.kwargs, inputs.named_tensors(model), observer, note, facts)
+
+
+TIER_CLASSES = {FX: FxTier, EXPORT: ExportTier, HOOKS: HooksTier}
+
+
+def tier_of(graph: Graph) -> Tier:
+    return TIER_CLASSES[graph.tier]()
+
+
+def see_inside_wrapped_functions(graph: Graph, model: nn.Module, inputs: ProbeInputs, facts: InputFacts,
+                                 notes: list[str]) -> Graph:
+    """torch.fx keeps a function registered with ``torch.fx.wrap`` as one opaque op (torchvision's Swin
+    attention is one); when such an op reads parameters, torch.export, which traces into it, sees more.
+    Custom autograd.Functions stay opaque on purpose (their own backward must run) and do not count."""
+    wrapped = sorted({n.op for n in graph.nodes.values() if n.kind == ops.OPAQUE and n.module is None
+                      and any(p in graph.nodes and graph.nodes[p].kind == ops.CONSTANT for p in n.preds)
+                      and not n.op.endswith(".apply")})
+    if not wrapped:
+        return graph
+    try:
+        exported = ExportTier().capture(model, inputs, facts, notes)
+    except Exception:  # noqa: BLE001 - keep what torch.fx saw
+        return graph
+    if len(exported.measured_params) <= len(graph.measured_params):
+        return graph
+    notes.append(f"torch.fx keeps {', '.join(wrapped)} (torch.fx.wrap) as opaque ops that read parameters")
+    return exported
+
+
+@dataclass
+class Captured:
+    """One successful run: the observer that watched it, the model's output, the graph, and the inputs it
+    ran on (smaller than asked when the memory budget cut the batch)."""
+
+    observer: object
+    result: object
+    graph: Graph
+    inputs: ProbeInputs
+
+
+def run(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, observer_for: Callable[[Graph | None], object],
+        fit: memory.Fit, seed: int, graph: Graph | None = None) -> Captured:
+    """Run ``model`` under the first tier that captures and runs it, each run watched by a fresh
+    ``observer_for(graph)``; a run that passes the memory budget is repeated at a smaller batch.
+    ``graph``: one captured before (a what-if copy's), run again instead of capturing; a hooks graph is
+    recorded again.  Raises ``ProbeError`` when no tier can run the model."""
+    notes: list[str] = []
+    tiers = [cls() for cls in TIER_CLASSES.values()]
+    if graph is not None:  # the given graph, then the tier that records as the model runs
+        tiers = [tier_of(graph)] + [t for t in tiers if not t.runs_a_graph and t.name != graph.tier]
+    tried: set[str] = set()
+    for tier in tiers:
+        if tier.name in tried:
+            continue  # already captured, in place of an earlier tier
+        try:
+            g = graph if graph is not None and tier.runs_a_graph else tier.capture(model, inputs, facts, notes)
+            if g is not None:
+                tried.add(g.tier)
+                tier = tier_of(g)  # torch.fx may hand over to torch.export (see_inside_wrapped_functions)
+                needed = tier.needs(g)
+                smaller = fit.cut_before(needed, inputs) if needed is not None else None
+                if smaller is not None:
+                    inputs, g = smaller, tier.recapture(model, smaller, facts, g)
+        except Exception as exc:  # noqa: BLE001 - any capture failure means: the next tier
+            notes.append(tier.failed(exc, running=False))
+            continue
+        while True:
+            observer = observer_for(g)
+            torch.manual_seed(seed)
+            try:
+                g_run, result = tier.run(model, g, inputs, facts, observer, "; ".join(notes) or None)
+            except memory.OverBudget as over:
+                inputs = fit.cut_after(over.used, inputs)
+                if g is not None:
+                    g = tier.recapture(model, inputs, facts, g)
+                continue
+            except Exception as exc:  # noqa: BLE001
+                if not tier.runs_a_graph:
+                    raise ProbeError(f"forward pass failed: {one_line(exc)}") from exc
+                notes.append(tier.failed(exc, running=True))
+                break
+            g_run.note = "; ".join(notes) or None
+            return Captured(observer, result, g_run, inputs)
+    raise ProbeError("forward pass failed: " + ("; ".join(notes) or "no capture tier could run the model"))
