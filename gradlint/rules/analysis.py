@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..report import ModelReport
+from ..vocabulary import HOOKS
 from . import examples as ex
 from .base import Rule
 
@@ -43,7 +44,7 @@ class TraceFallback(Rule):
     clean = (ex.shallow_mlp,)
 
     def check(self, report: ModelReport):
-        if report.trace == "hooks":
+        if report.trace == HOOKS:
             why = report.trace_note or "torch.fx and torch.export could not capture the model"
             yield self.finding(
                 report,
