@@ -8,24 +8,30 @@ decide, it only lays the numbers out as a ``ModelReport``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import graph as graph_structure
 from . import stats
 from .capture import Graph, Node
 from .report import Layer, ModelReport, OutputStats, ProbeSettings, ResidualBlock, Shift, Summary
-from .vocabulary import CONCAT, EMBEDDING, INPUT, LAYER, NONLINEARITY
+from .vocabulary import CONCAT, EMBEDDING, INPUT, LAYER, NONLINEARITY, WHAT_IF
 
 UNMEASURED_LISTED = 8   # modules named in the report's list of what the probe did not see
 
 
 @dataclass(frozen=True)
 class Subject:
-    """What is analysed and where it came from: the target as reported, the file and line that define it."""
+    """What is analysed and where it came from: the target as reported, the file and line that define it,
+    and where its probe inputs came from ("given", "example_inputs", "input-shape" or "inferred")."""
 
     target: str
     path: str | None = None
     line: int | None = None
+    input_source: str = "given"
+
+    def variant(self, change: str) -> Subject:
+        """The copy of this model that ``--what-if change`` probes."""
+        return replace(self, target=f"{self.target}{WHAT_IF}{change}")
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Measured:
     output: OutputStats
     anchor: str | None = None                # the node the GSC is relative to when the output is zero
     no_gradient: bool = False
+    changes: tuple[str, ...] = ()            # the gradlint.init changes that would change this model
 
 
 def report(graph: Graph, measured: Measured, subject: Subject) -> ModelReport:
@@ -78,6 +85,7 @@ def report(graph: Graph, measured: Measured, subject: Subject) -> ModelReport:
         nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in ms and ms[i].nonfinite),
         output_zero=measured.anchor is not None, no_gradient=measured.no_gradient, unmeasured=unmeasured,
         output=measured.output, shifts=tuple(_shifts(graph, measured, subject, spine)),
+        applicable_changes=measured.changes,
     )
 
 

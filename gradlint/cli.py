@@ -10,13 +10,15 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import Overrides, Probe, Resolver, Selection, Settings, parse_codes
+from .config import Overrides, Resolver, Selection, Settings, parse_codes
 from .errors import GradlintError, NoModelError, UsageError, one_line
 from .paths import split_target
 from .render import FORMATS, Output, plural, render, repository_root
-from .report import AnalysisError, TargetResult, at_or_above
+from .report import TargetResult, at_or_above
 from .changes import CHANGES
-from .vocabulary import DTYPES, SEVERITIES
+from .settings import Probe, parse_shape, specs
+from .settings import key as setting_key
+from .vocabulary import SEVERITIES
 
 
 class _DefaultCheck(click.Group):
@@ -32,12 +34,27 @@ def _shape(ctx, param, value):
     if value is None:
         return None
     try:
-        shape = tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+        return parse_shape(value)
     except ValueError:
-        shape = ()
-    if not shape or any(d <= 0 for d in shape):
-        raise click.BadParameter(f"'{value}' is not a shape; give positive integers without the batch, e.g. 3,32,32")
-    return shape
+        raise click.BadParameter(f"'{value}' is not a shape; give positive integers without the batch, e.g. 3,32,32") \
+            from None
+
+
+def _probe_options(command):
+    """A command-line option for every probe setting gradlint.settings declares one for, in its order."""
+    for name, spec in reversed(specs()):
+        if not spec.option:
+            continue
+        if spec.kind == "integer":
+            kind = {"type": click.IntRange(min=spec.minimum) if spec.minimum is not None else int}
+        elif spec.kind == "choice":
+            kind = {"type": click.Choice(list(spec.choices))}
+        else:
+            kind = {"callback": _shape} if spec.kind == "shape" else {}
+        shown = spec.shown or (str(spec.default) if spec.default is not None else None)
+        words = spec.help + (f"  [default: {shown}]" if shown else "")
+        command = click.option(f"--{setting_key(name)}", name, metavar=spec.metavar, help=words, **kind)(command)
+    return command
 
 
 @click.group(cls=_DefaultCheck, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,20 +77,7 @@ def main() -> None:
 @click.option("--fail-on", type=click.Choice(list(SEVERITIES)),
               help="Exit 1 when a finding at or above this severity is found.  [default: error]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are found (2 still means failure).")
-@click.option("--input-shape", callback=_shape, metavar="D1,D2,...", help="Probe input shape without the batch.")
-@click.option("--batch-size", type=click.IntRange(min=2), help="Probe batch size [default: 64; fewer for images].")
-@click.option("--seed", type=int, help="Seed for inputs, dropout and cotangents.  [default: 0]")
-@click.option("--draws", type=click.IntRange(min=1),
-              help="Gaussian cotangents averaged in the GSC estimate.  [default: 1]")
-@click.option("--device", help="Move the model to this device before probing (e.g. cuda).")
-@click.option("--dtype", type=click.Choice(list(DTYPES)), help="Probe dtype.")
-@click.option("--data-input", metavar="NAME",
-              help="The forward argument the data path starts from (e.g. x for model(x, t)).  [default: chosen from "
-                   "the graph: the input that meets the others farthest from the output]")
-@click.option("--model-output", metavar="KEY",
-              help="Which output the GSC is relative to: a key (logits), an index (0) or a dotted path (0.logits).  "
-                   "[default: every floating output, together]")
-@click.option("--threads", type=click.IntRange(min=1), help="torch's threads while probing.  [default: torch's own]")
+@_probe_options
 @click.option("--what-if", "what_if", multiple=True, type=click.Choice(list(CHANGES)),
               help="Also probe a copy of each model with this change to its initial weights (gradlint.init) and "
                    "show the figures and findings before and after. Repeat for several.")
@@ -102,10 +106,8 @@ def main() -> None:
               help="Fail only on findings that are new since this baseline or whose value got worse beyond 25%; "
                    "report stale entries and how many findings the baseline absorbed.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
-def check(targets, output_format, output_path, color, fail_on, exit_zero, input_shape, batch_size, seed, draws, device, dtype,
-          data_input, model_output, threads, what_if,
-          plot_path, select, extend_select, ignore, config_file, isolated, timeout, changed_files, write_baseline,
-          baseline_path, debug):
+def check(targets, output_format, output_path, color, fail_on, exit_zero, what_if, plot_path, select, extend_select,
+          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, debug, **probe):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
     models listed in [tool.gradlint] models.
 
@@ -128,8 +130,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
             selection=Selection(parse_codes(select, "--select"), parse_codes(extend_select, "--extend-select") or (),
                                 parse_codes(ignore, "--ignore") or ()),
             fail_on=fail_on, output_format=output_format,
-            probe=Probe(batch_size=batch_size, seed=seed, draws=draws, device=device, dtype=dtype,
-                        input_shape=input_shape, data_input=data_input, model_output=model_output, threads=threads),
+            probe=Probe(**probe),
             timeout=timeout)
         configs = Resolver(cli, config_file, isolated)
         run = configs.for_run()
@@ -142,18 +143,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
     except GradlintError as exc:
         click.echo(f"gradlint: error: {exc}", err=True)
         sys.exit(2)
-    results: list[TargetResult] = []
-    skipped: list[tuple[str, str]] = []
-    for spec, settings in plan:
-        found = _analyse_target(spec, settings, tuple(what_if), skip_if_empty=spec in skippable)
-        if found is None:
-            click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
-            continue
-        found, helpers = _helpers_skipped(spec, found)
-        for target, why in helpers:
-            click.echo(f"gradlint: note: {target}: skipped, not probed ({why})", err=True)
-        results += found
-        skipped += helpers
+    results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
     for r in results:
         if not r.ok:
             click.echo(f"gradlint: error: {r.error.message}", err=True)
@@ -161,16 +151,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
                 click.echo(r.traceback, err=True)
     comparison = None
     if write_baseline:
-        from .baseline import write
-
-        try:
-            count = write(results, Path(write_baseline), root)
-        except OSError as exc:
-            click.echo(f"gradlint: error: {write_baseline}: cannot write the baseline ({exc.strerror})", err=True)
-            sys.exit(2)
-        models = sum(r.ok for r in results)
-        click.echo(f"gradlint: wrote {write_baseline}: {plural(count, 'finding')} of {plural(models, 'model')}",
-                   err=True)
+        _write_baseline(results, write_baseline, root)
     elif baseline_path:
         comparison = baseline.compare(results, recorded, root, baseline_path)
         click.echo(f"gradlint: {baseline.summary_line(comparison)}", err=True)
@@ -181,6 +162,35 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, input_
     if plot_path:
         code = max(code, _plot(results, plot_path, debug))
     sys.exit(code)
+
+
+def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str]) -> tuple[list[TargetResult], list]:
+    """Every planned target's results, and the helper modules skipped (each with a note on stderr)."""
+    results: list[TargetResult] = []
+    skipped: list[tuple[str, str]] = []
+    for spec, settings in plan:
+        found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable)
+        if found is None:
+            click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
+            continue
+        found, helpers = _helpers_skipped(spec, found)
+        for target, why in helpers:
+            click.echo(f"gradlint: note: {target}: skipped, not probed ({why})", err=True)
+        results += found
+        skipped += helpers
+    return results, skipped
+
+
+def _write_baseline(results: list[TargetResult], path: str, root: Path) -> None:
+    from .baseline import write
+
+    try:
+        count = write(results, Path(path), root)
+    except OSError as exc:
+        click.echo(f"gradlint: error: {path}: cannot write the baseline ({exc.strerror})", err=True)
+        sys.exit(2)
+    models = sum(r.ok for r in results)
+    click.echo(f"gradlint: wrote {path}: {plural(count, 'finding')} of {plural(models, 'model')}", err=True)
 
 
 def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
@@ -256,20 +266,18 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
     process of its own (``gradlint.isolate``) bounded by the configured timeout.  None when the file
     defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
     from . import isolate, progress
-    from .api import ProbeOptions
+    from .api import failure
 
     isolate.prepare()  # what every child needs is imported here, once, before any child is forked
-    seed = ProbeOptions(**settings.probe_for(spec, None)).seed
+    seed = settings.probe_for(spec, None).seed
     with progress.step(f"gradlint: importing {spec}"):
         listing = isolate.run(lambda step: _models_in(spec, seed), settings.timeout)
     if not listing.ok:
         return [_not_analysed(spec, listing)]
     if not isinstance(listing.value, list):  # the target names no model: its one failure
-        failure = listing.value
-        if skip_if_empty and isinstance(failure.error, NoModelError):
+        if skip_if_empty and isinstance(listing.value.error, NoModelError):
             return None
-        return [TargetResult(target=failure.target, error=AnalysisError(str(failure.error), failure.error.kind),
-                             traceback=failure.traceback)]
+        return [failure(listing.value)]
     results = []
     for target in listing.value:
         with progress.step(f"gradlint: analysing {target}"):
@@ -308,13 +316,16 @@ def _models_in(spec: str, seed: int):
 
 
 def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step) -> TargetResult:
-    from .api import ProbeOptions, analyse
+    """One model, in its own child.  Its file is imported again here, not inherited from the listing's
+    child: a process that ran torch's thread pool (module-level code may) cannot fork safely (GNU OpenMP
+    hangs the child's first parallel op)."""
+    from .api import analyse
     from .load import resolve
 
     (source,) = resolve(target, seed, warn=False)  # the listing's import showed the file's warnings
     model_file = getattr(source, "path", None)
-    opts = ProbeOptions(**settings.probe_for(source.target, model_file), what_if=what_if)
-    return analyse(source, opts, settings.rules_for(model_file), settings.context_rules(), on_step=step)
+    return analyse(source, settings.probe_for(source.target, model_file), what_if, settings.rules_for(model_file),
+                   settings.context_rules(), on_step=step)
 
 
 def _not_analysed(target: str, outcome) -> TargetResult:
@@ -324,7 +335,7 @@ def _not_analysed(target: str, outcome) -> TargetResult:
         message = f"{target}: not analysed: {outcome.failure}; {hint}"
     else:
         message = f"{target}: internal error: {outcome.failure}; please report it (--debug shows the traceback)"
-    return TargetResult(target=target, error=AnalysisError(message, outcome.kind), traceback=outcome.traceback)
+    return TargetResult.failed(target, message, outcome.kind, outcome.traceback)
 
 
 def _plot(results: list[TargetResult], path: str, debug: bool) -> int:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import GradlintError
 from .paths import display_path
+from .settings import Probe, Spec, parse_shape, specs
+from .settings import key as setting_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,8 +41,6 @@ from .render import FORMATS as OUTPUT_FORMATS  # noqa: E402 - one list of format
 from .vocabulary import DTYPES, SEVERITIES as FAIL_ON, family, letters  # noqa: E402,F401
 KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
         "probe", "rules")
-PROBE_KEYS = ("batch-size", "seed", "draws", "device", "dtype", "input-shape", "input-shapes", "data-input",
-              "model-output", "threads")
 
 
 class ConfigError(GradlintError):
@@ -86,33 +86,6 @@ class Selection:
 
 
 # --- settings ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Probe:
-    """Probe settings; None where nobody set them (``gradlint.api.ProbeOptions`` holds the defaults)."""
-
-    batch_size: int | None = None
-    seed: int | None = None
-    draws: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    input_shape: tuple[int, ...] | None = None
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()   # ("file.py:NAME" or "NAME", shape)
-    data_input: str | None = None       # the input the data path starts from (forward parameter name)
-    model_output: str | None = None     # which output is Y: a key, an index or a dotted path ("logits", "0")
-    threads: int | None = None          # torch's intra-op threads while probing
-
-    def under(self, cli: Probe) -> Probe:
-        """These settings with the command line's on top; its --input-shape also beats input-shapes."""
-        given = {f.name: getattr(cli, f.name) for f in fields(cli) if getattr(cli, f.name) not in (None, ())}
-        if cli.input_shape is not None:
-            given["input_shapes"] = ()
-        return replace(self, **given)
-
-
-# The probe settings that pass to ``gradlint.api.ProbeOptions`` as they are (input shapes are per model).
-PROBE_OPTIONS = ("batch_size", "seed", "draws", "device", "dtype", "data_input", "model_output", "threads")
-
 
 @dataclass(frozen=True)
 class Overrides:
@@ -189,17 +162,15 @@ class Settings:
         return tuple(code for pattern, codes in self.per_file_ignores if _file_matches(pattern, path, self.folder)
                      for code in codes)
 
-    def probe_for(self, target: str, model_file: Path | str | None) -> dict[str, Any]:
-        """``ProbeOptions`` keyword arguments for one model (``target`` as reported: ``file.py:NAME``)."""
-        given = {name: getattr(self.probe, name) for name in PROBE_OPTIONS if getattr(self.probe, name) is not None}
-        shape = self.input_shape_for(target, model_file)
-        return {**given, "input_shape": shape} if shape is not None else given
+    def probe_for(self, target: str, model_file: Path | str | None) -> Probe:
+        """The probe settings of one model (``target`` as reported: ``file.py:NAME``), defaults filled in."""
+        return replace(self.probe, input_shape=self.input_shape_for(target, model_file), input_shapes=None).resolved()
 
     def input_shape_for(self, target: str, model_file: Path | str | None) -> tuple[int, ...] | None:
         """input-shapes' entry for this model ("file.py:NAME" before "NAME"), else input-shape."""
         where, _, name = target.rpartition(":")
         by_name = None
-        for key, shape in self.probe.input_shapes:
+        for key, shape in self.probe.input_shapes or ():
             place, colon, key_name = key.rpartition(":")
             if key_name != name:
                 continue
@@ -350,23 +321,9 @@ def _settings(table: Any, where: _Where, path: Path) -> Settings:
 
 
 def _probe(value: Any, where: _Where) -> Probe:
-    table = _table(value, where, PROBE_KEYS)
-
-    def get(key: str, check: Callable[[Any, _Where], Any]) -> Any:
-        return check(table[key], where / key) if key in table else None
-
-    return Probe(
-        batch_size=get("batch-size", lambda v, w: _integer(v, w, minimum=2)),
-        seed=get("seed", _integer),
-        draws=get("draws", lambda v, w: _integer(v, w, minimum=1)),
-        device=get("device", _text),
-        dtype=get("dtype", lambda v, w: _choice(v, DTYPES, w)),
-        input_shape=get("input-shape", _shape),
-        input_shapes=get("input-shapes", _input_shapes) or (),
-        data_input=get("data-input", _text),
-        model_output=get("model-output", _text),
-        threads=get("threads", lambda v, w: _integer(v, w, minimum=1)),
-    )
+    table = _table(value, where, [setting_key(name) for name, _ in specs()])
+    return Probe(**{name: _CHECKS[spec.kind](table[setting_key(name)], where / setting_key(name), spec)
+                    for name, spec in specs() if setting_key(name) in table})
 
 
 def _input_shapes(value: Any, where: _Where) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -474,10 +431,23 @@ def _text(value: Any, where: _Where) -> str:
 
 
 def _shape(value: Any, where: _Where) -> tuple[int, ...]:
-    if not (isinstance(value, list) and value
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value)):
-        raise where.error(f"expected positive integers without the batch, such as [3, 32, 32], got {_show(value)}")
-    return tuple(value)
+    try:
+        if isinstance(value, str):
+            raise ValueError("a TOML shape is a list")
+        return parse_shape(value)
+    except ValueError:
+        raise where.error(f"expected positive integers without the batch, such as [3, 32, 32], got {_show(value)}") \
+            from None
+
+
+# How each kind of probe setting is checked (gradlint.settings declares which kind each one is).
+_CHECKS: dict[str, Callable[[Any, _Where, Spec], Any]] = {
+    "integer": lambda v, w, spec: _integer(v, w, minimum=spec.minimum),
+    "text": lambda v, w, spec: _text(v, w),
+    "choice": lambda v, w, spec: _choice(v, spec.choices, w),
+    "shape": lambda v, w, spec: _shape(v, w),
+    "shapes": lambda v, w, spec: _input_shapes(v, w),
+}
 
 
 def _show(value: Any) -> str:

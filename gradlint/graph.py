@@ -123,28 +123,35 @@ def analyse(nodes: list[GraphNode], outputs: list[str], data: str | None = None)
     structure.height = graph.heights(data, order)
     structure.data = set(graph.live) - {SINK}
 
-    # Side inputs: conditioning, or an encoder whose own residual stream leads into the data path.
     for i in inputs:
-        if i == data:
-            structure.streams[i] = "data"
-            continue
-        reach = _forward(i, users) - structure.data - {SINK}
-        for n in sorted(reach, key=rank.__getitem__):
-            structure.side.setdefault(n, i)
-        if i not in depth:
-            structure.streams[i] = "unused"
-            continue
-        end = None if by_id[i].scalar else _encoder_end(i, graph, structure.data, by_id)
-        if end is None:
-            structure.streams[i] = "conditioning"
-            continue
-        structure.streams[i] = "encoder"
-        structure.compositional_depth = max(structure.compositional_depth, depth[i])
-        encoder = _Walk(preds, users, layers, rank)
-        encoder.restrict(reach | {i})
-        spine |= _stream(structure, encoder, i, end, order, by_id)
+        spine |= _side_input(structure, i, data, graph, order, by_id)
     structure.spine = sorted(spine, key=rank.__getitem__)
     return structure
+
+
+def _side_input(structure: Structure, i: str, data: str, graph: "_Walk", order: list[str],
+                by_id: dict[str, GraphNode]) -> set[str]:
+    """Record an input's role (data, unused, conditioning, or an encoder whose own residual stream leads into
+    the data path) and the nodes it alone reaches; returns an encoder's spine."""
+    if i == data:
+        structure.streams[i] = "data"
+        return set()
+    rank, depth = graph.rank, structure.depth
+    reach = _forward(i, graph.users) - structure.data - {SINK}
+    for n in sorted(reach, key=rank.__getitem__):
+        structure.side.setdefault(n, i)
+    if i not in depth:
+        structure.streams[i] = "unused"
+        return set()
+    end = None if by_id[i].scalar else _encoder_end(i, graph, structure.data, by_id)
+    if end is None:
+        structure.streams[i] = "conditioning"
+        return set()
+    structure.streams[i] = "encoder"
+    structure.compositional_depth = max(structure.compositional_depth, depth[i])
+    encoder = _Walk(graph.preds, graph.users, graph.layers, rank)
+    encoder.restrict(reach | {i})
+    return _stream(structure, encoder, i, end, order, by_id)
 
 
 def _stream(structure: Structure, graph: "_Walk", start: str, end: str, order: list[str],

@@ -298,22 +298,9 @@ def infer(model: nn.Module, batch: int | None, seed: int) -> tuple[torch.Tensor,
     declared = _config_image_shapes(model)
     lookup = _token_vocab(model, (SEQUENCE_LENGTH, 2) if seq_first else (2, SEQUENCE_LENGTH), device, seed)
     if lookup is not None or isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
-        errors = []
-        for length in _sequence_lengths(model, first):
-            shape = (length, batch or DEFAULT_BATCH) if seq_first else (batch or DEFAULT_BATCH, length)
-            vocab = lookup or getattr(first, "num_embeddings", None)
-            if vocab is None:
-                break
-            gen = torch.Generator().manual_seed(seed)
-            inputs = (tokens(shape, vocab, gen, device),)
-            try:
-                _try(model, inputs, f"token ids of shape {list(shape)}")
-            except InputError as exc:
-                errors.append(exc)
-                continue
-            return inputs
-        if errors:
-            raise errors[0]
+        ids = _token_inputs(model, first, lookup, batch, seed, seq_first, device)
+        if ids is not None:
+            return ids
     if isinstance(first, nn.Linear):
         if isinstance(first, nn.modules.lazy.LazyModuleMixin) and first.has_uninitialized_params():
             raise InputError("the first layer is lazy (in_features unknown); pass --input-shape or define example_inputs()")
@@ -347,6 +334,29 @@ def infer(model: nn.Module, batch: int | None, seed: int) -> tuple[torch.Tensor,
     tried = ", ".join(str(list(s[0])) for s, _ in errors[:3])
     raise InputError(f"forward pass fails with the inferred input shape {tried}"
                      f"{' ...' if len(errors) > 3 else ''} ({exc}); pass --input-shape or define example_inputs()")
+
+
+def _token_inputs(model: nn.Module, first: nn.Module, lookup: int | None, batch: int | None, seed: int,
+                  seq_first: bool, device) -> tuple[torch.Tensor] | None:
+    """Token ids of the first sequence length a trial forward accepts; None when there is no vocabulary to
+    draw from; the first trial's error when no length works."""
+    errors = []
+    for length in _sequence_lengths(model, first):
+        shape = (length, batch or DEFAULT_BATCH) if seq_first else (batch or DEFAULT_BATCH, length)
+        vocab = lookup or getattr(first, "num_embeddings", None)
+        if vocab is None:
+            break
+        gen = torch.Generator().manual_seed(seed)
+        inputs = (tokens(shape, vocab, gen, device),)
+        try:
+            _try(model, inputs, f"token ids of shape {list(shape)}")
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        return inputs
+    if errors:
+        raise errors[0]
+    return None
 
 
 def _batched(shape: tuple[int, ...], batch: int, seq_first: bool) -> tuple[int, ...]:

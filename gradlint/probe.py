@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import assemble, capture, memory, ops, outputs, stats
+from . import assemble, capture, init, memory, ops, outputs, stats
 from .assemble import Measure, Measured, Subject
 from .capture import Graph, Node
 from .capture.tiers import run as run_captured
 from .inputs import ProbeInputs, batch_size_of
 from .report import ModelReport, ProbeInput, ProbeSettings
+from .settings import Probe
 from .state import preserved
 
 _NO_INFINITY = frozenset({ops.LAYER, ops.NONLINEARITY, ops.NORM, ops.EMBEDDING})
@@ -155,34 +156,34 @@ def probe_mode(model: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def run(model: nn.Module, inputs: ProbeInputs, *, target: str, path: str | None, line: int | None,
-        seed: int = 0, draws: int = 1, input_source: str = "given", graph: Graph | None = None,
-        fit_memory: bool = True, data_input: str | None = None, model_output: str | None = None) -> Probed:
-    """Probe ``model`` on ``inputs``; the model is left exactly as it was.  ``graph``: a graph captured
-    from this model before (or rebound to it), so nothing is traced again.  ``fit_memory``: cut the
-    batch when the probe's estimated memory exceeds half of what is available (the report says so)."""
+def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe, graph: Graph | None = None) -> Probed:
+    """Probe ``model`` on ``inputs`` with ``settings`` (resolved); the model is left exactly as it was.
+    ``graph``: a graph captured from this model before (or rebound to it), so nothing is traced again.
+    Without a batch size in the settings, the batch is cut when the probe's estimated memory exceeds half
+    of what is available (the report says so)."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
     asked = inputs
-    facts = inputs.facts(model, data_input or inputs.data_input)
+    facts = inputs.facts(model, settings.data_input or inputs.data_input)
     inputs = inputs.map(lambda x: x.detach().clone().requires_grad_(x.is_floating_point()))
-    fit = memory.Fit(inputs, device if fit_memory else None)
+    fit = memory.Fit(inputs, device if settings.batch_size is None else None)
     with preserved(model):
         probe_mode(model)
         captured = run_captured(model, inputs, facts, lambda g: Observer(set(g.structure.spine) if g else None,
-                                                                         fit.cap()), fit, seed, graph)
+                                                                         fit.cap()), fit, settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
-                                                  model_output or inputs.model_output)
-        no_grad = _backward(observer, ys, draws, torch.Generator().manual_seed(seed + 1)) if ys else True
-    _finish(observer, y_norm, draws)
+                                                  settings.model_output or inputs.model_output)
+        gen = torch.Generator().manual_seed(settings.seed + 1)
+        no_grad = _backward(observer, ys, settings.draws, gen) if ys else True
+    _finish(observer, y_norm, settings.draws)
     _mark_copies(observer, graph)
-    settings = _settings(model, graph, inputs, asked, fit, facts, seed=seed, device=device, dtype=dtype,
-                         source=input_source)
-    measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), settings, trainable, output,
-                        anchor, no_grad and anchor is None)
-    return Probed(assemble.report(graph, measured, Subject(target, path, line)), graph)
+    recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
+                         source=subject.input_source)
+    measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
+                        anchor, no_grad and anchor is None, init.applicable(model, graph))
+    return Probed(assemble.report(graph, measured, subject), graph)
 
 
 def _settings(model: nn.Module, graph: Graph, inputs: ProbeInputs, asked: ProbeInputs, fit: memory.Fit,

@@ -173,7 +173,7 @@ class ModelReport:
     nonfinite: tuple[str, ...] = ()     # nodes where the probe saw NaN or Inf, forward order
     output_zero: bool = False
     no_gradient: bool = False          # nothing upstream of the output requires grad
-    applicable_changes: tuple[str, ...] = ()   # gradlint.init changes that apply (checked when a rule needs it)
+    applicable_changes: tuple[str, ...] = ()   # gradlint.init changes whose plan changes something in this model
     unmeasured: tuple[tuple[str, int, str], ...] = ()   # (module, trainable parameter elements, why) not measured
     output: OutputStats = OutputStats()
     shifts: tuple[Shift, ...] = ()     # parameters added to the data path, forward order
@@ -229,6 +229,11 @@ class TargetResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @classmethod
+    def failed(cls, target: str, message: str, kind: str, traceback: str | None = None) -> TargetResult:
+        """The result of a model that could not be analysed."""
+        return cls(target=target, error=AnalysisError(message, kind), traceback=traceback)
 
 
 def clean_number(x: float | None, digits: int = 6) -> float | None:

@@ -120,32 +120,10 @@ def collapse(
         return None
     rms = math.sqrt(float((vx + mean * mean).mean()))
     relative_spread = preact_std / rms if rms > 0 else None
-    # Counts from one sign pass: P - N = sum(sign), P + N = sum(|sign|) (exact in float below 2^24 samples).
-    sign = x.sign()
-    exact = torch.float32 if samples < 2 ** 24 else torch.float64
-    net = sign.sum(dims, dtype=exact).double()
-    total = sign.abs_().sum(dims, dtype=exact).double()
-    pos, neg = (total + net) / 2, (total - net) / 2
-    sd = torch.where(total > 0, torch.minimum(pos, neg) / total.clamp(min=1), torch.zeros_like(total))
+    pos, neg = _sign_counts(x, dims, samples)
+    sd = torch.where(pos + neg > 0, torch.minimum(pos, neg) / (pos + neg).clamp(min=1), torch.zeros_like(pos))
     sign_diversity = float(sd.mean())
-
-    nonlinearity = None
-    if y is not None and y.shape == x.shape:
-        y = _working(y.detach()).to(x.dtype)
-        yc = y - y.mean(dims, keepdim=True)
-        vy = (yc * yc).mean(dims)
-        live = vx > 0
-        if bool(live.any()):
-            # 1 - r^2 is the share of phi(x)'s variance the best affine map of x leaves unexplained.  It is
-            # computed from the residual itself, not as 1 - cov^2 / (vx vy): near-linear units have scores of
-            # 1e-5, and the subtraction would keep only the last digits of float32 sums (machine-dependent).
-            slope = ((xc * yc).mean(dims) / vx.clamp(min=torch.finfo(vx.dtype).tiny)).reshape(_unit_shape(x, dims))
-            residual = yc - slope * xc
-            unexplained = (residual * residual).mean(dims).double()
-            # A unit whose output is constant is exactly affine on its domain: score 0.
-            score = torch.where(vy > 0, unexplained / vy.double().clamp(min=1e-300), torch.zeros_like(unexplained))
-            nonlinearity = float(score.clamp(0.0, 1.0)[live].mean())
-
+    nonlinearity = _nonlinearity(x, xc, vx, y, dims) if y is not None and y.shape == x.shape else None
     dead_fraction = float((pos == 0).double().mean()) if relu_family else None
     saturated_fraction = None
     if saturation is not None:
@@ -155,6 +133,35 @@ def collapse(
     rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
                     saturated_fraction, units, samples, rectified)
+
+
+def _sign_counts(x: torch.Tensor, dims: tuple[int, ...], samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per unit, the samples above and below zero, from one sign pass: P - N = sum(sign), P + N = sum(|sign|)
+    (exact in float below 2^24 samples)."""
+    sign = x.sign()
+    exact = torch.float32 if samples < 2 ** 24 else torch.float64
+    net = sign.sum(dims, dtype=exact).double()
+    total = sign.abs_().sum(dims, dtype=exact).double()
+    return (total + net) / 2, (total - net) / 2
+
+
+def _nonlinearity(x: torch.Tensor, xc: torch.Tensor, vx: torch.Tensor, y: torch.Tensor, dims: tuple[int, ...]) -> float | None:
+    """1 - corr(x, phi(x))^2 per unit, mean over units with non-zero input variance (None: there are none)."""
+    y = _working(y.detach()).to(x.dtype)
+    yc = y - y.mean(dims, keepdim=True)
+    vy = (yc * yc).mean(dims)
+    live = vx > 0
+    if not bool(live.any()):
+        return None
+    # 1 - r^2 is the share of phi(x)'s variance the best affine map of x leaves unexplained.  It is
+    # computed from the residual itself, not as 1 - cov^2 / (vx vy): near-linear units have scores of
+    # 1e-5, and the subtraction would keep only the last digits of float32 sums (machine-dependent).
+    slope = ((xc * yc).mean(dims) / vx.clamp(min=torch.finfo(vx.dtype).tiny)).reshape(_unit_shape(x, dims))
+    residual = yc - slope * xc
+    unexplained = (residual * residual).mean(dims).double()
+    # A unit whose output is constant is exactly affine on its domain: score 0.
+    score = torch.where(vy > 0, unexplained / vy.double().clamp(min=1e-300), torch.zeros_like(unexplained))
+    return float(score.clamp(0.0, 1.0)[live].mean())
 
 
 # Above this smaller side the Gram matrix costs more than the probe itself (a 512-wide layer: 8x its

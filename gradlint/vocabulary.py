@@ -38,6 +38,7 @@ SEVERITY_RANK = {INFO: 1, WARNING: 2, ERROR: 3}
 # --------------------------------------------------------------------------- probe settings
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
+WHAT_IF = " --what-if "   # between a model's target and a change: the copy --what-if probes ("m.py:Net --what-if orthogonal")
 
 # --------------------------------------------------------------------------- rule codes
 

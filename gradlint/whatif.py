@@ -11,17 +11,19 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import capture, probe, sites, suppress
+from . import capture, probe, sites
+from .assemble import Subject
 from .errors import GradlintError, one_line
 from .inputs import ProbeInputs
 from .report import WhatIf
-from .rules import check
+from .rules import judge
+from .settings import Probe
 
 
-def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph, *, target: str, path: str | None,
-        line: int | None, seed: int, draws: int, input_source: str, rules=None, context=None,
-        data_input: str | None = None, model_output: str | None = None) -> WhatIf:
-    """``graph`` is the probe's graph of ``model``: the copy reuses it, so nothing is traced again."""
+def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph, subject: Subject, settings: Probe,
+        rules=None, context=None) -> WhatIf:
+    """``graph`` is the probe's graph of ``model``: the copy reuses it, so nothing is traced again.  The
+    copy is judged as the model is (``rules.judge``)."""
     from . import init
 
     memo: dict = {}
@@ -32,11 +34,9 @@ def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph,
     sites.copy_sites(model, memo)  # findings on the copy point at the same lines, so suppressions still apply
     variant_graph = capture.rebind(graph, variant)
     try:
-        done = init.apply(variant, change, generator=torch.Generator().manual_seed(seed), graph=variant_graph)
-    except GradlintError as exc:
+        done = init.apply(variant, change, generator=torch.Generator().manual_seed(settings.seed), graph=variant_graph)
+        report = probe.run(variant, given, subject.variant(change), settings, graph=variant_graph).report
+    except GradlintError as exc:  # the change does not apply, or the copy cannot be probed
         return WhatIf(change, False, str(exc))
-    report = probe.run(variant, given, target=f"{target} --what-if {change}", path=path, line=line, seed=seed,
-                       draws=draws, input_source=input_source, graph=variant_graph, data_input=data_input,
-                       model_output=model_output).report
-    findings, _ = suppress.split(report, check(report, rules, context))
+    findings, _ = judge(report, rules, context)
     return WhatIf(change, True, None, done.changed, done.skipped, report, findings)

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 import gradlint
 from gradlint import probe
+from gradlint.assemble import Subject
+from gradlint.settings import Probe
 from gradlint.capture import exported_graph, static_graph
 from gradlint.inputs import ProbeInputs
 
@@ -234,9 +236,10 @@ def test_export_tier_gives_the_fx_tier_gsc_profile():
     torch.manual_seed(0)
     model, x = Traceable(), gaussian(32, 16)
     inputs = ProbeInputs.of(x)
-    by_fx = probe.run(model, inputs, target="m", path=None, line=None, draws=4).report
+    subject, settings = Subject("m"), Probe(draws=4).resolved()
+    by_fx = probe.run(model, inputs, subject, settings).report
     exported = exported_graph(model, inputs.args, inputs.kwargs)
-    by_export = probe.run(model, inputs, target="m", path=None, line=None, draws=4, graph=exported).report
+    by_export = probe.run(model, inputs, subject, settings, graph=exported).report
     assert (by_fx.trace, by_export.trace) == ("fx", "export")
     fx_points = {x.name: x.gsc for x in by_fx.layers if x.gsc is not None}
     export_points = {x.name: x.gsc for x in by_export.layers if x.gsc is not None}

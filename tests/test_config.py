@@ -126,9 +126,9 @@ def test_rule_options_reach_the_rule_instances(stand_ins):
 def test_command_line_probe_options_beat_the_files(tmp_path):
     own = Settings(folder=tmp_path, probe=Probe(batch_size=16, seed=3, dtype="float64"))
     merged = own.with_cli(Overrides(probe=Probe(seed=5, draws=2)))
-    assert merged.probe_for("model.py:Net", tmp_path / "model.py") == {
-        "batch_size": 16, "seed": 5, "draws": 2, "dtype": "float64"}
-    assert Settings().probe_for("model.py:Net", None) == {}
+    assert merged.probe_for("model.py:Net", tmp_path / "model.py") == Probe(
+        batch_size=16, seed=5, draws=2, dtype="float64")
+    assert Settings().probe_for("model.py:Net", None) == Probe(seed=0, draws=1)   # the defaults, filled in
 
 
 def test_input_shapes_name_a_model_by_file_and_name_or_by_name(tmp_path):
@@ -139,7 +139,8 @@ def test_input_shapes_name_a_model_by_file_and_name_or_by_name(tmp_path):
     assert settings.input_shape_for("pkg.nets:Net", tmp_path / "pkg" / "nets.py") == (5,)
     assert settings.input_shape_for("models/net.py:Other", tmp_path / "models" / "net.py") == (7,)
     on_cli = settings.with_cli(Overrides(probe=Probe(input_shape=(4,))))
-    assert on_cli.probe_for("models/net.py:Net", tmp_path / "models" / "net.py") == {"input_shape": (4,)}
+    assert on_cli.probe_for("models/net.py:Net", tmp_path / "models" / "net.py") == Probe(
+        input_shape=(4,)).resolved()
 
 
 # --- reading files -------------------------------------------------------------------------------

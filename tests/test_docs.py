@@ -57,3 +57,31 @@ def test_metrics_lists_every_depth_bearing_row_of_the_op_table():
     paragraph = flat(METRICS.split("*Depth-bearing layer*", 1)[1].split("- *Compositional depth*", 1)[0])
     for row, words in DEPTH_BEARING_WORDS.items():
         assert words in paragraph, f"docs/metrics.md does not name {row} ({words})"
+
+
+def test_the_configuration_docs_list_every_probe_setting_as_declared():
+    from gradlint.settings import markdown_table
+
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    assert markdown_table() in docs, "docs/configuration.md's probe table is stale: python -m gradlint.settings"
+
+
+def test_every_probe_setting_is_an_option_a_key_and_a_lint_keyword(tmp_path):
+    """One declaration makes a setting reachable from the command line, the configuration and the API."""
+    from click.testing import CliRunner
+
+    from gradlint import cli, config, settings
+
+    options = {p.name for p in cli.check.params}
+    declared = settings.specs()
+    assert {n for n, s in declared if s.option} <= options
+    values = {"integer": 3, "text": "x", "choice": "float64", "shape": [4], "shapes": {"Net": [4]}}
+    toml = "\n".join(f"{settings.key(n)} = {values[s.kind]!r}".replace("'", '"') if s.kind != "shapes"
+                     else f'{settings.key(n)} = {{ Net = [4] }}' for n, s in declared)
+    (tmp_path / "gradlint.toml").write_text("[probe]\n" + toml + "\n")
+    read = config.load(tmp_path / "gradlint.toml").probe
+    assert all(getattr(read, n) is not None for n, _ in declared)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'device'"):
+        settings.lint_settings({"device": "cpu"})   # the API probes the model where it is
+    help_text = CliRunner().invoke(cli.main, ["check", "--help"]).output
+    assert all(f"--{settings.key(n)}" in help_text for n, s in declared if s.option)

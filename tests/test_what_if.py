@@ -100,10 +100,10 @@ def test_unknown_change_is_an_input_error():
     (lambda: ResidualMLP(16, 3), ("orthogonal", "zero-residual")),
 ])
 def test_applicable_changes_are_what_gradlint_init_accepts(model, fits):
-    from gradlint.api import _applicable_changes
+    from gradlint.init import applicable
 
     torch.manual_seed(0)
-    assert _applicable_changes(model()) == fits
+    assert applicable(model()) == fits
 
 
 def test_findings_suggest_only_a_change_that_applies():
@@ -114,6 +114,21 @@ def test_findings_suggest_only_a_change_that_applies():
     assert 'what_if=("looks-linear",)' in gl202["even"].recommendation
     assert "what_if" not in gl202["odd"].recommendation  # looks-linear needs even widths; nothing else fits GL202
     assert even.report.applicable_changes == ("orthogonal", "looks-linear")
+
+
+def test_a_what_if_copy_is_judged_as_the_model_is():
+    """One judging step: the copy's report lists the changes that still apply to it, and its findings
+    suggest them, without a command (what-if changes are not combined on the command line)."""
+    torch.manual_seed(0)
+    result = gradlint.lint(mlp(40, 64, init="he"), gaussian(128, 64), what_if=("orthogonal",))
+    (copy,) = result.what_if
+    assert copy.report.applicable_changes == ("orthogonal", "looks-linear")
+    suggesting = [f for f in copy.findings if f.code == "GL202"]
+    assert suggesting, [f.code for f in copy.findings]
+    for f in suggesting:
+        assert f.recommendation.endswith("On top of this change, the looks-linear orthogonal initial state "
+                                         "(gradlint.init.looks_linear_(model)) would apply as well.")
+        assert "--what-if" not in f.recommendation and "what_if=" not in f.recommendation
 
 
 def test_bad_plot_destination_fails_before_probing(gradlint, tmp_path):

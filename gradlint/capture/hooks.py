@@ -58,80 +58,96 @@ def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return leaves
 
 
-def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observer,
-        note: str | None, input_facts=None) -> tuple[Graph, object]:
-    """Run ``model(*args, **kwargs)`` recording leaf modules under ``observer`` (the protocol of
-    ``capture.interpret``); ``inputs`` are the (name, tensor) inputs.  Returns the chain graph and the
-    model's output."""
-    nodes: dict[str, Node] = {}
-    last: list[str] = []
-    for name, x in inputs:
-        nodes[name] = Node(id=name, name=name, op="input", kind=ops.INPUT)
-        observer.observe(nodes[name], x, None, None, None)
-        last.append(name)
-    names = parameter_names(model)
-    canon = canonical_names(model, names)
-    measured_params: set[str] = set()
-    calls: dict[str, int] = {}
-    pending: dict[int, torch.Tensor] = {}
+class _Recorder:
+    """The chain of leaf-module calls one forward makes, each module's output handed to the observer."""
 
-    def pre_hook(module, args):
+    def __init__(self, model: nn.Module, observer):
+        self.model, self.observer = model, observer
+        self.nodes: dict[str, Node] = {}
+        self.last: list[str] = []
+        self.names = parameter_names(model)
+        self.canon = canonical_names(model, self.names)
+        self.measured_params: set[str] = set()
+        self.calls: dict[str, int] = {}
+        self.pending: dict[int, torch.Tensor] = {}   # a nonlinearity's input, read before it runs
+        self.facts: dict[str, dict] = {}             # per module: what it is does not change from call to call
+
+    def input(self, name: str, x: torch.Tensor) -> None:
+        self.nodes[name] = Node(id=name, name=name, op="input", kind=ops.INPUT)
+        self.observer.observe(self.nodes[name], x, None, None, None)
+        self.last.append(name)
+
+    def pre_hook(self, module, args):
         row = ops.of_module(module)
         if row is not None and row.kind == ops.NONLINEARITY and args and isinstance(args[0], torch.Tensor):
             x = args[0].detach()
-            pending[id(module)] = x.clone() if ops.module_is_inplace(module) else x
+            self.pending[id(module)] = x.clone() if ops.module_is_inplace(module) else x
 
-    def post_hook(name):
+    def post_hook(self, name: str):
         def hook(module, args, out):
             rest = None
             if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
                 out, rest = out[0], out[1:]  # nn.MultiheadAttention: (output, weights); RNNs: (output, state)
             if not isinstance(out, torch.Tensor):
                 return None
-            n = calls.get(name, 0)
-            calls[name] = n + 1
-            node = describe(module, name, n, tuple(last))
-            nodes[node.id] = node
-            last[:] = [node.id]
+            node = self._describe(module, name)
             if node.kind != ops.OPAQUE:
                 prefix = f"{name}." if name else ""
-                measured_params.update(canon[prefix + p] for p, _ in module.named_parameters(remove_duplicate=False)
-                                       if prefix + p in canon)
-            observer.count(out)  # the hooks tier sees module outputs only
-            observed = observer.observe(node, out, pending.pop(id(module), None), ops.module_weight(module), module)
+                self.measured_params.update(self.canon[prefix + p] for p, _ in
+                                            module.named_parameters(remove_duplicate=False) if prefix + p in self.canon)
+            self.observer.count(out)  # the hooks tier sees module outputs only
+            observed = self.observer.observe(node, out, self.pending.pop(id(module), None),
+                                             ops.module_weight(module), module)
             if observed is out:
                 return None
             return observed if rest is None else (observed, *rest)
         return hook
 
-    facts: dict[str, dict] = {}   # per module: what it is does not change from call to call
+    def _describe(self, module: nn.Module, name: str) -> Node:
+        """The node of this call of ``module``, after the last one."""
+        n = self.calls.get(name, 0)
+        self.calls[name] = n + 1
+        if name not in self.facts:
+            self.facts[name] = module_facts(module, ops.of_module(module), name, self.model, self._param_name)
+        node = Node(id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__,
+                    preds=tuple(self.last), **self.facts[name])
+        self.nodes[node.id] = node
+        self.last[:] = [node.id]
+        return node
 
-    def param_name(value) -> str | None:
-        return names.get(id(value)) if isinstance(value, torch.Tensor) else None
+    def _param_name(self, value) -> str | None:
+        return self.names.get(id(value)) if isinstance(value, torch.Tensor) else None
 
-    def describe(module: nn.Module, name: str, n: int, preds: tuple[str, ...]) -> Node:
-        if name not in facts:
-            facts[name] = module_facts(module, ops.of_module(module), name, model, param_name)
-        return Node(id=f"{name}#{n}", name=name if n == 0 else f"{name}#{n}", op=type(module).__name__,
-                    preds=preds, **facts[name])
+    def unmeasured_why(self, read: set[int]) -> dict[str, str]:
+        """Why each parameter no recorded module holds went unmeasured (``read``: ids the forward read)."""
+        read_names = {self.names[i] for i in read if i in self.names}
+        return {name: ("used by functional code outside the recorded modules, which the hooks tier does not see "
+                       "(it records module calls; a forward called directly, as in `self.module.forward(x)`, "
+                       "records nothing)" if name in read_names else "never read by the forward on the probe inputs")
+                for name in self.names.values() if name not in self.measured_params}
 
+
+def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, torch.Tensor]], observer,
+        note: str | None, input_facts=None) -> tuple[Graph, object]:
+    """Run ``model(*args, **kwargs)`` recording leaf modules under ``observer`` (the protocol of
+    ``capture.interpret``); ``inputs`` are the (name, tensor) inputs.  Returns the chain graph and the
+    model's output."""
+    rec = _Recorder(model, observer)
+    for name, x in inputs:
+        rec.input(name, x)
     handles = []
     try:
         for name, m in leaf_modules(model):
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(post_hook(name)))
+            handles.append(m.register_forward_pre_hook(rec.pre_hook))
+            handles.append(m.register_forward_hook(rec.post_hook(name)))
         mode = _NoDropout(observer)
         with mode:
             result = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
-    outputs = tuple(last)
-    read = {names[i] for i in mode.read if i in names}
-    why = {name: ("used by functional code outside the recorded modules, which the hooks tier does not see (it "
-                  "records module calls; a forward called directly, as in `self.module.forward(x)`, records "
-                  "nothing)" if name in read else "never read by the forward on the probe inputs")
-           for name in names.values() if name not in measured_params}
-    graph = Graph(HOOKS, nodes, outputs, structure_of(nodes, outputs, input_facts), note=note,
-                  measured_params=frozenset(measured_params), unmeasured_why=why, sees_structure=False)
+    outputs = tuple(rec.last)
+    graph = Graph(HOOKS, rec.nodes, outputs, structure_of(rec.nodes, outputs, input_facts), note=note,
+                  measured_params=frozenset(rec.measured_params), unmeasured_why=rec.unmeasured_why(mode.read),
+                  sees_structure=False)
     return graph, result

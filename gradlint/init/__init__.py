@@ -141,6 +141,19 @@ def plan(model: nn.Module, change: str, *, graph: Graph | None = None) -> InitCh
     return _plan(model, change, graph).changes
 
 
+def applicable(model: nn.Module, graph: Graph | None = None) -> tuple[str, ...]:
+    """The changes whose plan changes something in ``model`` (on ``graph``, the probe's: nothing is traced
+    again), in the order of ``gradlint.changes.CHANGES``."""
+    fits = []
+    for change in changes.CHANGES:
+        try:
+            if plan(model, change, graph=graph).changed:
+                fits.append(change)
+        except Exception:  # noqa: BLE001 - InitError, or a model the planner cannot trace
+            continue
+    return tuple(fits)
+
+
 def apply(model: nn.Module, change: str, *, generator: torch.Generator | None = None,
           graph: Graph | None = None) -> InitChanges:
     """Apply one change ("orthogonal", "looks-linear" or "zero-residual") in place; say what changed."""

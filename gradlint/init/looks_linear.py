@@ -41,12 +41,17 @@ def plan(model: nn.Module, graph: Graph | None = None) -> Plan:
     inputs = [n.id for n in g.nodes.values() if n.kind == ops.INPUT and value_users(g, n.id)]
     if len(inputs) != 1:
         raise _refuse(f"{name} takes {len(inputs)} inputs, not one")
+    linears, norms, acts = _chain(model, g, inputs[0], name)
+    return _build(model, linears, norms, _slopes(linears, acts, name))
 
+
+def _chain(model: nn.Module, g: Graph, node: str, name: str) -> tuple[list[tuple[str, nn.Linear]], list, list]:
+    """The plain chain from the input: its Linear layers, their norms and the nonlinearity after each; or
+    the reason the model is no such chain."""
     linears: list[tuple[str, nn.Linear]] = []
     norms: list[nn.Module] = []
     acts: list[_Act] = []               # acts[i] follows linears[i]
     state = "start"                     # start | linear | norm | act
-    node = inputs[0]
     while True:
         users = value_users(g, node)
         if len(users) != 1:
@@ -86,7 +91,11 @@ def plan(model: nn.Module, graph: Graph | None = None) -> Plan:
                 raise _refuse(f"{where} reshapes between layers; only the input may be flattened")
         elif kind != "identity":
             raise _refuse(detail.format(label=where))
+    return linears, norms, acts
 
+
+def _slopes(linears: list[tuple[str, nn.Linear]], acts: list, name: str) -> list[torch.Tensor]:
+    """Each hidden layer's negative slopes, after checking that its units can be mirrored in pairs."""
     module_ids = [id(m) for _, m in linears]
     for lname, m in linears:
         if module_ids.count(id(m)) > 1:
@@ -104,7 +113,10 @@ def plan(model: nn.Module, graph: Graph | None = None) -> Plan:
         if bool((1.0 + a).abs().lt(1e-6).any()):
             raise _refuse(f"{act.label} has negative slope -1, so phi(u) - phi(-u) = 0")
         slopes.append(a)
+    return slopes
 
+
+def _build(model: nn.Module, linears: list[tuple[str, nn.Linear]], norms: list, slopes: list[torch.Tensor]) -> Plan:
     b = Builder(model)
     first = linears[0][1]
     h0 = first.out_features // 2

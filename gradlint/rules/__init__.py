@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
+from .. import suppress
 from ..report import SEVERITY_RANK, Finding, ModelReport
 from .analysis import NoGradient, NonFiniteProbe, TraceFallback, UnmeasuredParameters, ZeroOutputAnchor
 from .architecture import BiasBeforeNorm, DeepPlainStack, DepthAgainstWidth, DominantResidualBranch
-from .base import Rule, what_if_hint
+from .base import Rule
 from .collapse import DeadUnits, DomainCollapse, PseudoLinear, SaturatedUnits, SignDiversityCollapse
 from .gradient import ExplodingGradients, VanishingGradients
 from .orthogonality import DominantAddedParameter, IdenticalInitialWeights, NonOrthogonalInit, OverconfidentOutput
@@ -74,25 +74,11 @@ def check(report: ModelReport, rules: Sequence[Rule] | None = None,
     return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
 
 
-def suggest(findings: tuple[Finding, ...], rules: Sequence[Rule] | None, report: ModelReport) -> tuple[Finding, ...]:
-    """Each finding whose rule names gradlint.init changes that fix it gets the first one that applies to
-    this model (``report.applicable_changes``) appended to its recommendation, with the --what-if
-    command that shows its effect."""
-    by_code = {r.code: r for r in (default_rules() if rules is None else rules)}
-    out = []
-    for f in findings:
-        rule = by_code.get(f.code)
-        change = next((c for c in (rule.what_if if rule else ()) if c in report.applicable_changes), None)
-        if change is not None:
-            f = replace(f, recommendation=f"{f.recommendation.rstrip()} {what_if_hint(report, change)}")
-        out.append(f)
-    return tuple(out)
+def judge(report: ModelReport, rules: Sequence[Rule] | None = None,
+          context: Sequence[Rule] | None = None) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """The one judging step, for a model and its --what-if variants alike: the findings ``check`` makes,
+    split into those reported and those a ``# gradlint: ignore`` comment suppresses."""
+    return suppress.split(report, check(report, rules, context))
 
 
-def suggesting(findings: tuple[Finding, ...], rules: Sequence[Rule] | None) -> bool:
-    """Whether any finding comes from a rule that names a gradlint.init change."""
-    codes = {r.code for r in (default_rules() if rules is None else rules) if r.what_if}
-    return any(f.code in codes for f in findings)
-
-
-__all__ = ["RULES", "Rule", "check", "default_rules", "registry", "suggest", "suggesting"]
+__all__ = ["RULES", "Rule", "check", "default_rules", "judge", "registry"]

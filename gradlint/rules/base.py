@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from .. import changes
 from ..report import Finding, Layer, ModelReport
-from ..vocabulary import family
+from ..vocabulary import WHAT_IF, family
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,10 @@ class Rule:
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
                 value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
         path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
+        # The first gradlint.init change that fixes this and applies to the model (the report lists them).
+        change = next((c for c in self.what_if if c in report.applicable_changes), None)
+        if change is not None:
+            recommendation = f"{recommendation.rstrip()} {what_if_hint(report, change)}"
         return Finding(
             code=self.code, name=self.name, severity=severity or self.severity, message=message,
             recommendation=recommendation, layer=layer.name if layer is not None else None,
@@ -102,6 +106,9 @@ COLLAPSED_SPREAD = 0.1
 
 def what_if_hint(report: ModelReport, change: str) -> str:
     """One sentence naming the change and the command that shows its effect before any code is edited."""
+    if WHAT_IF in report.target:  # a --what-if copy: changes are not combined on the command line
+        return (f"On top of this change, {changes.description(change)} "
+                f"(gradlint.init.{changes.function(change)}(model)) would apply as well.")
     if report.path and report.target.startswith(report.path):
         how = f"`gradlint {report.target} --what-if {change}`"
     else:
