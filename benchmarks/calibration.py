@@ -28,7 +28,6 @@ import math
 import sys
 import time
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import torch.nn as nn
 
 import gradlint
 from gradlint import paper
-from gradlint.rules.architecture import hanin_beta
+from gradlint.rules.gl402_depth_against_width import hanin_beta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_models import (  # noqa: E402

@@ -4,9 +4,9 @@ Lints the shipped examples (4 models in 4 files) three ways and prints the media
   fork        the command line as it is: a child forked per file listing and per model
   in-process  the same command line with forking turned off (isolate.CAN_FORK = False)
   spawn       what a fresh interpreter per model would cost at least: `import torch; import gradlint.api`
-Usage: python benchmarks/isolation.py [RUNS]
 """
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -34,7 +34,9 @@ def models() -> int:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="?", type=int, default=5, help="alternating runs of each command (default 5)")
+    runs = parser.parse_args().runs
     commands = {
         "fork": [sys.executable, "-m", "gradlint", *TARGETS],
         "in-process": [sys.executable, "-c", NO_FORK, *TARGETS],

@@ -25,11 +25,8 @@ the finding is true.  It needs scikit-learn.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import time

@@ -12,7 +12,6 @@ classifiers, the test accuracy, as mean and spread over seeds.  Every run uses o
 from __future__ import annotations
 
 import importlib.util
-import math
 import statistics
 import sys
 import time

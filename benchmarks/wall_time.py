@@ -4,6 +4,7 @@ Prints the median of several alternating runs of each and their ratio (these mac
 so only the ratio measured in one run means anything).
 """
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -20,7 +21,9 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="?", type=int, default=5, help="alternating runs of each command (default 5)")
+    runs = parser.parse_args().runs
     torch_cmd = [sys.executable, "-c", "import torch"]
     lint_cmd = [sys.executable, "-m", "gradlint", "examples/deep_mlp.py"]
     torch_times, lint_times = [], []

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from . import inputs as probe_inputs
 from . import changes, probe, whatif
+from . import inputs as probe_inputs
 from .assemble import Subject
 from .errors import GradlintError, InputError, one_line
 from .inputs import ProbeInputs

@@ -10,12 +10,12 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .changes import CHANGES
 from .config import Overrides, Resolver, Selection, Settings, parse_codes
 from .errors import GradlintError, NoModelError, UsageError, one_line
 from .paths import split_target
 from .render import FORMATS, Output, plural, render, repository_root
 from .report import TargetResult, at_or_above
-from .changes import CHANGES
 from .settings import Probe, parse_shape, specs
 from .settings import key as setting_key
 from .vocabulary import SEVERITIES

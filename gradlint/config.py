@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from .rules import Rule
 
 from .render import FORMATS as OUTPUT_FORMATS  # noqa: E402 - one list of formats
-from .vocabulary import DTYPES, SEVERITIES as FAIL_ON, family, letters  # noqa: E402,F401
+from .vocabulary import DTYPES, family, letters  # noqa: E402,F401
+from .vocabulary import SEVERITIES as FAIL_ON
+
 KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
         "probe", "rules")
 

@@ -1,7 +1,9 @@
 """Frozen reports of every rule example (``tests/snapshots/<example>.json``), so that the rule tests
-judge saved numbers and run in milliseconds without torch.
+judge saved numbers and run in milliseconds without torch; and the findings the rules make of each
+(``tests/snapshots/findings/<example>.txt``: code, severity, layer, message, fix), so that a changed
+message or verdict fails a test, as ruff's snapshot tests do, and shows up in review as a diff.
 
-    python tests/snapshots.py        # regenerate after a change to the probe; a test says when they are stale
+    python tests/snapshots.py        # regenerate after a change to the probe or a rule; tests say when they are stale
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 
 from gradlint.report import (Layer, ModelReport, OutputStats, ProbeInput, ProbeSettings, ResidualBlock, Shift, Summary,
                              to_plain)
-from gradlint.rules import RULES
+from gradlint.rules import RULES, check
 
 FOLDER = Path(__file__).resolve().parent / "snapshots"
+FINDINGS = FOLDER / "findings"
 TOLERANCE = 1e-3   # relative, for floats regenerated on another machine's arithmetic
 
 
@@ -76,15 +79,27 @@ def differences(a, b, where: str = "") -> list[str]:
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 
+def findings_text(report: ModelReport) -> str:
+    """Every finding gradlint's own rules make of a report at their default options, as a reviewer reads it."""
+    rules = [cls() for cls in RULES if cls.enabled_by_default()]
+    lines = []
+    for f in check(report, rules, rules):
+        lines += [f"{f.code} {f.severity} at {f.layer or '(the model)'}", f"  message: {f.message}",
+                  f"  fix: {f.recommendation}"]
+    return "\n".join(lines) + "\n" if lines else "(no findings)\n"
+
+
 def write() -> None:
-    FOLDER.mkdir(exist_ok=True)
+    FINDINGS.mkdir(parents=True, exist_ok=True)
     names = examples()
     for name, factory in names.items():
-        (FOLDER / f"{name}.json").write_text(text(live(factory)))
-    for stale in FOLDER.glob("*.json"):
+        report = live(factory)
+        (FOLDER / f"{name}.json").write_text(text(report))
+        (FINDINGS / f"{name}.txt").write_text(findings_text(report))
+    for stale in (*FOLDER.glob("*.json"), *FINDINGS.glob("*.txt")):
         if stale.stem not in names:
             stale.unlink()
-    print(f"{FOLDER}: {len(names)} reports written", file=sys.stderr)
+    print(f"{FOLDER}: {len(names)} reports and their findings written", file=sys.stderr)
 
 
 if __name__ == "__main__":

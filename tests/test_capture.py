@@ -252,9 +252,9 @@ def test_export_tier_gives_the_fx_tier_gsc_profile():
 
 
 def test_data_dependent_branch_falls_back_to_hooks_and_says_why_each_tier_failed():
-    from gradlint.rules import examples
+    from gradlint.rules.gl001_trace_fallback import untraceable_model
 
-    model, (x,) = examples.untraceable_model()
+    model, (x,) = untraceable_model()
     result = _lint(model, x)
     assert result.report.trace == "hooks"
     (gl001,) = [f for f in result.findings if f.code == "GL001"]
@@ -263,9 +263,9 @@ def test_data_dependent_branch_falls_back_to_hooks_and_says_why_each_tier_failed
 
 
 def test_custom_autograd_function_is_opaque_runs_its_own_backward_and_errs_on_coverage():
-    from gradlint.rules import examples
+    from gradlint.rules.gl005_unmeasured_parameters import opaque_function_model
 
-    model, (x,) = examples.opaque_function_model()
+    model, (x,) = opaque_function_model()
     result = _lint(model, x)
     rep = result.report
     assert rep.trace == "fx" and rep.summary.parameter_coverage < 0.5

@@ -6,6 +6,7 @@ Golden files render frozen reports (tests/snapshots/), so they are the same on a
     python -m pytest tests/test_formats.py --regen-golden     # after a deliberate change; review the diff
 """
 
+import inspect
 import json
 import re
 from dataclasses import fields, replace
@@ -43,9 +44,13 @@ def gradlint_json_valid(doc: dict) -> dict:
     return doc
 
 
-def frozen(name: str, line: int, **extra) -> TargetResult:
-    """A rule example's frozen report as if `gradlint gradlint/rules/examples.py:NAME` had probed it."""
-    report = replace(snapshots.load(name), target=f"{EXAMPLES}:{name}", path=EXAMPLES, line=line)
+def frozen(name: str, line: int | None = None, **extra) -> TargetResult:
+    """A rule example's frozen report as if `gradlint FILE:NAME` had probed it in the file that defines it
+    (``line``: another line than its own, as if the file had been edited)."""
+    factory = snapshots.examples()[name]
+    path = Path(inspect.getsourcefile(factory)).relative_to(ROOT).as_posix()
+    line = line or inspect.getsourcelines(factory)[1]
+    report = replace(snapshots.load(name), target=f"{path}:{name}", path=path, line=line)
     return TargetResult(target=report.target, report=report, findings=check(report, OWN_RULES, OWN_RULES), **extra)
 
 
@@ -54,7 +59,7 @@ def frozen_results() -> list[TargetResult]:
     failed = TargetResult(target="tests/fixtures/import_error.py", error=AnalysisError(
         "tests/fixtures/import_error.py:2: import failed: ModuleNotFoundError: No module named "
         "'not_a_real_module_xyz'; fix the error (--debug shows the traceback)", "import"))
-    return [frozen("default_init_relu_mlp", 72), frozen("residual_mlp", 59), frozen("untraceable_model", 136), failed]
+    return [frozen("default_init_relu_mlp"), frozen("residual_mlp"), frozen("untraceable_model"), failed]
 
 
 @pytest.fixture
@@ -122,8 +127,8 @@ def test_sarif_reports_analysis_failures_as_tool_notifications(gradlint):
 
 
 def test_sarif_fingerprints_ignore_the_line_and_how_the_target_was_spelled(at_root):
-    r = frozen("default_init_relu_mlp", 72)
-    moved = frozen("default_init_relu_mlp", 90)
+    r = frozen("default_init_relu_mlp")
+    moved = frozen("default_init_relu_mlp", r.report.line + 18)
     spelled = replace(r, target="./" + r.target)
 
     def prints(result):
@@ -255,7 +260,7 @@ def test_github_escaping_follows_the_actions_toolkit():
 
 
 def test_markdown_escapes_pipes_in_table_cells(at_root):
-    r = frozen("default_init_relu_mlp", 72)
+    r = frozen("default_init_relu_mlp")
     piped = replace(r, findings=(replace(r.findings[0], message="a | b\nc"),))
     text = render("markdown", Output([piped], OWN_RULES, at_root))
     assert "| a \\| b c |" in text
@@ -281,7 +286,7 @@ def test_json_schema_is_valid_and_names_every_field_as_required():
 
 def test_json_of_frozen_reports_with_a_what_if_satisfies_the_schema(at_root):
     results = frozen_results()
-    after = frozen("residual_mlp", 59).report
+    after = frozen("residual_mlp").report
     variant = WhatIf(change="looks-linear", applied=True, changed=("0.weight",), skipped=(("7", "odd width"),),
                      report=after, findings=check(after, OWN_RULES, OWN_RULES))
     results[0] = replace(results[0], what_if=(variant,), suppressed=results[2].findings)

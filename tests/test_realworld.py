@@ -3,7 +3,6 @@ path, residual blocks as they are written, honest coverage, the output at init, 
 and the inputs a user would expect."""
 
 import importlib.util
-import json
 import math
 import sys
 from pathlib import Path

@@ -44,6 +44,48 @@ def test_rule_examples(rule, factory, kind):
         assert not ranks or max(ranks) <= bound, f"{rule.code} above {factory.severity} on {factory.__name__}"
 
 
+@pytest.mark.parametrize("name", sorted(snapshots.examples()))
+def test_findings_of_every_example_are_the_snapshot(name):
+    """Code, severity, layer, message and fix of every finding of every example, as stored: a changed
+    message fails here and is reviewed as a diff of tests/snapshots/findings/."""
+    import difflib
+
+    path = snapshots.FINDINGS / f"{name}.txt"
+    assert path.exists(), f"{path} is missing: run `python tests/snapshots.py`"
+    stored, now = path.read_text(), snapshots.findings_text(snapshots.load(name))
+    diff = "".join(difflib.unified_diff(stored.splitlines(True), now.splitlines(True), "stored", "now"))
+    assert now == stored, f"{name}: the findings changed (accept with `python tests/snapshots.py`):\n{diff}"
+
+
+def test_no_findings_snapshot_without_an_example():
+    assert {p.stem for p in snapshots.FINDINGS.glob("*.txt")} == set(snapshots.examples())
+
+
+def test_one_rule_a_module_named_for_it_with_its_own_examples_beside_it():
+    """gradlint/rules/glNNN_name.py holds the rule GLNNN and the example models only it uses; the
+    registry finds the rules by walking the package."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import gradlint.rules as package
+
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if re.fullmatch(r"gl\d{3}_\w+", m.name)]
+    assert len(modules) == len(RULES)
+    for rule in RULES:
+        assert rule.__module__ == f"gradlint.rules.{rule.code.lower()}_{rule.name.replace('-', '_')}"
+        module = importlib.import_module(rule.__module__)
+        assert [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Rule)
+                and c.__module__ == module.__name__ and "code" in vars(c)] == [rule]
+        users = {}
+        for other in RULES:
+            for entry in (*other.triggers, *other.clean):
+                users.setdefault(getattr(entry, "factory", entry), set()).add(other.code)
+        for factory, codes in users.items():
+            if codes == {rule.code}:
+                assert inspect.getmodule(factory) is module, f"{factory.__name__} belongs beside {rule.code}"
+
+
 def test_every_rule_has_examples_both_ways():
     for rule in RULES:
         assert rule.triggers and rule.clean, f"{rule.code} needs trigger and clean examples"
@@ -147,7 +189,8 @@ def test_bad_plugins_are_one_line_errors_naming_the_plugin(fake_plugins, name, v
 
 
 def test_collapse_rules_leave_to_gl201_exactly_the_layers_its_configured_level_takes():
-    from gradlint.rules.collapse import DomainCollapse, SignDiversityCollapse
+    from gradlint.rules.gl201_collapsing_domain import DomainCollapse
+    from gradlint.rules.gl202_sign_diversity_collapse import SignDiversityCollapse
 
     report = snapshots.load("default_init_relu_mlp")
     default = [f for f in check(report, [DomainCollapse(), SignDiversityCollapse()]) if f.code == "GL202"]

@@ -153,9 +153,9 @@ def test_library_files_are_told_apart_by_path_not_by_prefix():
 
 
 def test_untraceable_zero_head_model_keeps_its_gsc_profile():
-    from gradlint.rules import examples
+    from gradlint.rules.gl003_zero_output_anchor import zero_head_model
 
-    model, (x,) = examples.zero_head_model()
+    model, (x,) = zero_head_model()
 
     class Branchy(nn.Module):
         def __init__(self):

@@ -13,7 +13,6 @@ import io
 import logging
 import warnings
 
-import torch
 import torch.fx as fx
 import torch.nn as nn
 

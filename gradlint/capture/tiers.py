@@ -19,7 +19,6 @@ from .. import memory, ops
 from ..errors import ProbeError, one_line
 from ..inputs import ProbeInputs
 from ..vocabulary import EXPORT, FX, HOOKS, TIER_LABELS
-from . import export as export_tier
 from . import hooks as hooks_tier
 from .base import Graph, InputFacts
 from .interpret import Interpreter

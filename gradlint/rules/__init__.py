@@ -1,40 +1,32 @@
-"""The rule registry: every rule class, in code order.  ``check`` runs them over a report."""
+"""The rule registry: one rule a module (``gl101_exploding_gradients.py``: the rule, and the example models
+only it uses), found by walking this package, in code order.  ``check`` runs them over a report."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 from collections.abc import Sequence
 
 from .. import suppress
 from ..report import SEVERITY_RANK, Finding, ModelReport
-from .analysis import NoGradient, NonFiniteProbe, TraceFallback, UnmeasuredParameters, ZeroOutputAnchor
-from .architecture import BiasBeforeNorm, DeepPlainStack, DepthAgainstWidth, DominantResidualBranch
 from .base import Rule
-from .collapse import DeadUnits, DomainCollapse, PseudoLinear, SaturatedUnits, SignDiversityCollapse
-from .gradient import ExplodingGradients, VanishingGradients
-from .orthogonality import DominantAddedParameter, IdenticalInitialWeights, NonOrthogonalInit, OverconfidentOutput
 
-RULES: tuple[type[Rule], ...] = (
-    TraceFallback,
-    NonFiniteProbe,
-    ZeroOutputAnchor,
-    NoGradient,
-    UnmeasuredParameters,
-    ExplodingGradients,
-    VanishingGradients,
-    DomainCollapse,
-    SignDiversityCollapse,
-    PseudoLinear,
-    DeadUnits,
-    SaturatedUnits,
-    NonOrthogonalInit,
-    IdenticalInitialWeights,
-    OverconfidentOutput,
-    DominantAddedParameter,
-    DeepPlainStack,
-    DepthAgainstWidth,
-    DominantResidualBranch,
-    BiasBeforeNorm,
-)
+_RULE_MODULE = re.compile(r"[a-z]{1,8}[0-9]{3}_[a-z0-9_]+")   # a rule's code, lower-case, then its name
+
+
+def _own_rules() -> tuple[type[Rule], ...]:
+    """The rule class each rule module of this package defines, in code order."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if _RULE_MODULE.fullmatch(info.name):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            found += [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, Rule)
+                      and obj.__module__ == module.__name__ and "code" in vars(obj)]
+    return tuple(sorted(found, key=lambda cls: cls.code))
+
+
+RULES: tuple[type[Rule], ...] = _own_rules()
 
 
 def registry() -> tuple[type[Rule], ...]:

@@ -50,7 +50,7 @@ class Rule:
     # Changes from gradlint.init that fix what this rule finds, in order of preference; the finding
     # suggests the first one that fits the model, as a --what-if command to check it first.
     what_if: ClassVar[tuple[str, ...]] = ()
-    # Model factories (gradlint.rules.examples) this rule must flag, and ones it must not.
+    # Model factories this rule must flag, and ones it must not (beside the rule, or in gradlint.rules.examples).
     triggers: ClassVar[tuple[Callable[[], tuple], ...]] = ()
     clean: ClassVar[tuple[Callable[[], tuple], ...]] = ()
     # Rules that read the other rules' findings (whether the model explodes or collapses) set this and
@@ -185,3 +185,8 @@ def span(layers: list[Layer]) -> str:
     if not layers:
         return ""
     return layers[0].name if len(layers) == 1 else f"{layers[0].name}..{layers[-1].name}"
+
+
+def gsc_steps(points: list[Layer]) -> list[tuple[Layer, Layer, float]]:
+    """(deeper point, next point toward the output, factor by which the GSC grows between them)."""
+    return [(a, b, b.gsc / a.gsc) for a, b in zip(points, points[1:]) if a.gsc and b.gsc]
