@@ -68,8 +68,8 @@ def main() -> None:
 @click.argument("targets", nargs=-1)
 # Options a configuration can also set default to None: the command line beats the file, the file the default.
 @click.option("--format", "output_format", type=click.Choice(list(FORMATS)),
-              help="Output format: text, json (schema docs/schema/gradlint-1.json), sarif (SARIF 2.1.0, for code "
-                   "scanning), github (workflow annotations), markdown (a pull-request comment).  [default: text]")
+              help="Output format: " + ", ".join(f"{name} ({what})" for name, what in FORMATS.items())
+                   + ".  [default: text]")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of stdout.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,

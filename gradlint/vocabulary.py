@@ -26,8 +26,9 @@ RELU, SATURATING, SMOOTH = "relu", "saturating", "smooth"
 # --------------------------------------------------------------------------- capture tiers
 
 FX, EXPORT, HOOKS = "fx", "export", "hooks"
-TIERS = (FX, EXPORT, HOOKS)                     # in the order they are tried
-TIER_LABELS = {FX: "torch.fx", EXPORT: "torch.export", HOOKS: "forward hooks"}
+# Every tier, in the order they are tried, with the label the report gives it; a tier's code is the Tier
+# subclass of the same name in gradlint/capture/<name>.py.
+TIERS = {FX: "torch.fx", EXPORT: "torch.export", HOOKS: "forward hooks"}
 
 # --------------------------------------------------------------------------- severities
 

@@ -1,4 +1,6 @@
+import ast
 import functools
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,9 +34,11 @@ def schema_validator() -> jsonschema.Draft202012Validator:
 
 
 def pytest_collection_modifyitems(items):
-    """Tiers: `cli` for tests that run the command line in a subprocess (the `gradlint` fixture), `probe`
-    for the rest of a module marked probe.  `python -m pytest -m "not probe and not cli"` runs the
-    torch-free tier (rules on frozen reports, configuration parsing, rule docs) in seconds."""
+    """Tiers: `cli` for tests that run the command line in a subprocess (the `gradlint` fixture; others
+    are marked by hand), `probe` for the tests that need torch (a module marked probe as a whole, or one
+    test).  `python -m pytest -m "not probe and not cli"` runs the torch-free tier (rules on frozen
+    reports, findings snapshots, configuration, renderers, rule docs) in seconds, and runs where torch
+    is not installed: tests/test_tiers.py checks it through tests/without_torch.py."""
     for item in items:
         if "gradlint" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cli)
@@ -69,3 +73,29 @@ def gradlint():
         return Run(proc)
 
     return run
+
+
+def _torch_importable() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # blocked, as tests/without_torch.py does
+        return False
+
+
+TORCH = _torch_importable()
+
+
+def _probe_module(path: Path) -> bool:
+    """Whether a test module is marked probe as a whole (``pytestmark = pytest.mark.probe``, alone or in a list)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            return "pytest.mark.probe" in ast.unparse(node.value)
+    return False
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Without torch, a module marked probe as a whole is not imported (all of it needs torch); every other
+    test module must import without torch, and its probe tests import torch inside them."""
+    if not TORCH and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return True if _probe_module(Path(collection_path)) else None
+    return None

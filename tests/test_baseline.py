@@ -10,7 +10,7 @@ import json
 import pytest
 
 from gradlint.baseline import is_worse
-from reference_models import PLAIN_STACK_FILE as MODEL
+from model_files import PLAIN_STACK_FILE as MODEL
 
 
 @pytest.fixture

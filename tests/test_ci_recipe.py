@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from reference_models import PLAIN_STACK_FILE as MODEL
+from model_files import PLAIN_STACK_FILE as MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "ci.md"
@@ -124,6 +124,7 @@ def checkout(tmp_path):
     return work, env, summary, change
 
 
+@pytest.mark.cli  # runs the workflow's gradlint commands
 def test_the_code_scanning_workflow_writes_valid_sarif_and_a_job_summary(checkout):
     work, env, summary, change = checkout
     change(36)   # the pull request deepens the stack: GL101 becomes an error
@@ -142,6 +143,7 @@ def test_the_code_scanning_workflow_writes_valid_sarif_and_a_job_summary(checkou
     assert "`models/net.py:build`: error" in summary.read_text()
 
 
+@pytest.mark.cli  # runs the workflow's gradlint commands
 def test_the_baseline_workflow_passes_what_the_base_had_and_fails_what_got_worse(checkout):
     work, env, summary, change = checkout
     record, compare, report = runnable(workflows()["gradlint-baseline"])

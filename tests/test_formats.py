@@ -366,3 +366,24 @@ def test_a_report_written_to_a_file_has_no_colour_unless_asked(gradlint, tmp_pat
         assert run.code == 1 and run.stdout == ""
         assert (ANSI in out.read_text()) == coloured
         assert "ERROR" in out.read_text() and ("examples/tanh_mlp.py:TanhMLP  ERROR" in out.read_text()) != coloured
+
+
+def test_the_schema_names_every_capture_tier_and_severity_the_code_has():
+    """The vocabulary is the one list; the JSON Schema, the contract, must say the same."""
+    from gradlint.vocabulary import SEVERITIES, TIERS
+
+    result = JSON_SCHEMA["$defs"]["result"]["properties"]
+    assert result["trace"]["enum"] == [*TIERS, None]
+    severities = {tuple(v["enum"]) for v in _enums(JSON_SCHEMA) if "warning" in v["enum"]}
+    assert severities == {SEVERITIES}
+
+
+def _enums(node):
+    if isinstance(node, dict):
+        if "enum" in node:
+            yield node
+        for value in node.values():
+            yield from _enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _enums(value)

@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pre_commit = pytest.importorskip("pre_commit", reason="pre-commit is in the dev extra")
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
+pytestmark = [pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git"),
+              pytest.mark.cli]   # every hook run is the command line in a subprocess
 
 # The README's recommended hook: the user's own environment, where torch and their model code are.
 LOCAL_HOOK = """\

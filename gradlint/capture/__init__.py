@@ -12,10 +12,19 @@ import torch.nn as nn
 
 from .. import ops
 from ..vocabulary import EXPORT, FX
+from . import blocks
 from . import export as export_tier
 from . import fx as fx_tier
-from .base import ALIAS_META, META, OUTPUT, Graph, InputFacts, Node, gate_branches, structure_of
-from . import blocks
+from .base import (
+    ALIAS_META,
+    META,
+    OUTPUT,
+    Graph,
+    InputFacts,
+    Node,
+    gate_branches,
+    structure_of,
+)
 from .classify import Classifier, arg_nodes
 
 __all__ = ["ALIAS_META", "META", "OUTPUT", "Graph", "InputFacts", "Node", "exported_graph", "static_graph", "rebind"]

@@ -16,7 +16,11 @@ import warnings
 import torch.fx as fx
 import torch.nn as nn
 
+from .. import memory
+from ..errors import one_line
+from ..vocabulary import EXPORT
 from . import composites
+from .tiers import Tier
 
 _NOISY_LOGGERS = ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes", "torch._dynamo",
                   "torch._subclasses.fake_tensor")
@@ -62,3 +66,25 @@ def _quiet():
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+class ExportTier(Tier):
+    name = EXPORT
+
+    def capture(self, model, inputs, facts, notes):
+        from . import exported_graph
+
+        return exported_graph(model, inputs.args, inputs.kwargs, facts)
+
+    def arguments(self, model, inputs):
+        return tuple(inputs.leaves())   # the exported graph's placeholders, in order
+
+    def needs(self, graph):
+        return memory.bytes_from_export(graph.fx_graph)
+
+    def recapture(self, model, inputs, facts, graph):
+        return self.capture(model, inputs, facts, [])
+
+    def failed(self, exc, running):
+        what = "the torch.export graph did not run" if running else "torch.export could not capture the model"
+        return f"{what} ({one_line(exc)})"

@@ -18,7 +18,13 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from .. import ops
+from ..errors import one_line
+from ..inputs import ProbeInputs
+from ..vocabulary import FX
 from . import composites
+from . import export as export_tier
+from .base import Graph, InputFacts
+from .tiers import Tier
 
 
 class Tracer(fx.Tracer):
@@ -107,3 +113,39 @@ def _opaque_autograd_functions(tracer: fx.Tracer):
         yield
     finally:
         torch.autograd.Function.apply = saved
+
+
+class FxTier(Tier):
+    name = FX
+
+    def capture(self, model, inputs, facts, notes):
+        from . import static_graph
+
+        graph = static_graph(model, inputs.positional(model)[1], facts)
+        return see_inside_wrapped_functions(graph, model, inputs, facts, notes)
+
+    def arguments(self, model, inputs):
+        return inputs.positional(model)[0]
+
+    def failed(self, exc, running):
+        return f"{'the torch.fx graph did not run' if running else 'torch.fx could not trace the model'} ({one_line(exc)})"
+
+
+def see_inside_wrapped_functions(graph: Graph, model: nn.Module, inputs: ProbeInputs, facts: InputFacts,
+                                 notes: list[str]) -> Graph:
+    """torch.fx keeps a function registered with ``torch.fx.wrap`` as one opaque op (torchvision's Swin
+    attention is one); when such an op reads parameters, torch.export, which traces into it, sees more.
+    Custom autograd.Functions stay opaque on purpose (their own backward must run) and do not count."""
+    wrapped = sorted({n.op for n in graph.nodes.values() if n.kind == ops.OPAQUE and n.module is None
+                      and any(p in graph.nodes and graph.nodes[p].kind == ops.CONSTANT for p in n.preds)
+                      and not n.op.endswith(".apply")})
+    if not wrapped:
+        return graph
+    try:
+        exported = export_tier.ExportTier().capture(model, inputs, facts, notes)
+    except Exception:  # noqa: BLE001 - keep what torch.fx saw
+        return graph
+    if len(exported.measured_params) <= len(graph.measured_params):
+        return graph
+    notes.append(f"torch.fx keeps {', '.join(wrapped)} (torch.fx.wrap) as opaque ops that read parameters")
+    return exported

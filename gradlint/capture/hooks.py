@@ -14,6 +14,8 @@ from .. import ops
 from ..vocabulary import HOOKS
 from .base import Graph, Node, canonical_names, parameter_names, structure_of
 from .classify import module_facts
+from .tiers import Tier
+
 
 class _NoDropout(torch.overrides.TorchFunctionMode):
     """Functional dropout (``F.dropout(x, p, self.training)``) returns its input during the probe, and
@@ -151,3 +153,15 @@ def run(model: nn.Module, args: tuple, kwargs: dict, inputs: list[tuple[str, tor
                   measured_params=frozenset(rec.measured_params), unmeasured_why=rec.unmeasured_why(mode.read),
                   sees_structure=False)
     return graph, result
+
+
+class HooksTier(Tier):
+    name = HOOKS
+    runs_a_graph = False
+    sees_structure = False
+
+    def capture(self, model, inputs, facts, notes):
+        return None   # recorded while the model runs
+
+    def run(self, model, graph, inputs, facts, observer, note):
+        return run(model, inputs.args, inputs.kwargs, inputs.named_tensors(model), observer, note, facts)

@@ -4,22 +4,23 @@ A tier captures a model's graph (or, for the hooks tier, records it while the mo
 its graph's placeholders take, what it knows of the memory a run needs before running, how to capture
 again at a smaller batch, and runs under an observer (the protocol of ``capture.interpret``).  ``run``
 tries the tiers in order (``vocabulary.TIERS``) and cuts the batch when a run passes the memory budget.
-Nothing outside ``capture/`` names a tier: a new tier is a class here and an entry in ``TIER_CLASSES``.
+Nothing outside ``capture/`` names a tier: a new tier is its module, ``capture/<name>.py``, with a
+``Tier`` subclass, and its entry (name and label) in ``vocabulary.TIERS``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from .. import memory, ops
+from .. import memory
 from ..errors import ProbeError, one_line
 from ..inputs import ProbeInputs
-from ..vocabulary import EXPORT, FX, HOOKS, TIER_LABELS
-from . import hooks as hooks_tier
+from ..vocabulary import EXPORT, TIERS
 from .base import Graph, InputFacts
 from .interpret import Interpreter
 
@@ -55,84 +56,20 @@ class Tier:
     def failed(self, exc: BaseException, running: bool) -> str:
         """The note saying why this tier could not capture (``running`` False) or run the model."""
         what = "could not run the model" if running else "could not capture the model"
-        return f"{TIER_LABELS[self.name]} {what} ({one_line(exc)})"
+        return f"{TIERS[self.name]} {what} ({one_line(exc)})"
 
 
-class FxTier(Tier):
-    name = FX
-
-    def capture(self, model, inputs, facts, notes):
-        from . import static_graph
-
-        graph = static_graph(model, inputs.positional(model)[1], facts)
-        return see_inside_wrapped_functions(graph, model, inputs, facts, notes)
-
-    def arguments(self, model, inputs):
-        return inputs.positional(model)[0]
-
-    def failed(self, exc, running):
-        return f"{'the torch.fx graph did not run' if running else 'torch.fx could not trace the model'} ({one_line(exc)})"
-
-
-class ExportTier(Tier):
-    name = EXPORT
-
-    def capture(self, model, inputs, facts, notes):
-        from . import exported_graph
-
-        return exported_graph(model, inputs.args, inputs.kwargs, facts)
-
-    def arguments(self, model, inputs):
-        return tuple(inputs.leaves())   # the exported graph's placeholders, in order
-
-    def needs(self, graph):
-        return memory.bytes_from_export(graph.fx_graph)
-
-    def recapture(self, model, inputs, facts, graph):
-        return self.capture(model, inputs, facts, [])
-
-    def failed(self, exc, running):
-        what = "the torch.export graph did not run" if running else "torch.export could not capture the model"
-        return f"{what} ({one_line(exc)})"
-
-
-class HooksTier(Tier):
-    name = HOOKS
-    runs_a_graph = False
-    sees_structure = False
-
-    def capture(self, model, inputs, facts, notes):
-        return None   # recorded while the model runs
-
-    def run(self, model, graph, inputs, facts, observer, note):
-        return hooks_tier.run(model, inputs.args, inputs.kwargs, inputs.named_tensors(model), observer, note, facts)
-
-
-TIER_CLASSES = {FX: FxTier, EXPORT: ExportTier, HOOKS: HooksTier}
+def tier_classes() -> dict[str, type[Tier]]:
+    """Every tier's class, in the order they are tried (``vocabulary.TIERS``): the ``Tier`` subclass named
+    for it in its own module, ``capture/<name>.py``."""
+    for name in TIERS:
+        importlib.import_module(f"{__package__}.{name}")
+    found = {cls.name: cls for cls in Tier.__subclasses__()}
+    return {name: found[name] for name in TIERS}
 
 
 def tier_of(graph: Graph) -> Tier:
-    return TIER_CLASSES[graph.tier]()
-
-
-def see_inside_wrapped_functions(graph: Graph, model: nn.Module, inputs: ProbeInputs, facts: InputFacts,
-                                 notes: list[str]) -> Graph:
-    """torch.fx keeps a function registered with ``torch.fx.wrap`` as one opaque op (torchvision's Swin
-    attention is one); when such an op reads parameters, torch.export, which traces into it, sees more.
-    Custom autograd.Functions stay opaque on purpose (their own backward must run) and do not count."""
-    wrapped = sorted({n.op for n in graph.nodes.values() if n.kind == ops.OPAQUE and n.module is None
-                      and any(p in graph.nodes and graph.nodes[p].kind == ops.CONSTANT for p in n.preds)
-                      and not n.op.endswith(".apply")})
-    if not wrapped:
-        return graph
-    try:
-        exported = ExportTier().capture(model, inputs, facts, notes)
-    except Exception:  # noqa: BLE001 - keep what torch.fx saw
-        return graph
-    if len(exported.measured_params) <= len(graph.measured_params):
-        return graph
-    notes.append(f"torch.fx keeps {', '.join(wrapped)} (torch.fx.wrap) as opaque ops that read parameters")
-    return exported
+    return tier_classes()[graph.tier]()
 
 
 @dataclass
@@ -153,7 +90,7 @@ def run(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, observer_for: 
     ``graph``: one captured before (a what-if copy's), run again instead of capturing; a hooks graph is
     recorded again.  Raises ``ProbeError`` when no tier can run the model."""
     notes: list[str] = []
-    tiers = [cls() for cls in TIER_CLASSES.values()]
+    tiers = [cls() for cls in tier_classes().values()]
     if graph is not None:  # the given graph, then the tier that records as the model runs
         tiers = [tier_of(graph)] + [t for t in tiers if not t.runs_a_graph and t.name != graph.tier]
     tried: set[str] = set()

@@ -1,7 +1,8 @@
 """Renderers: small functions from results to text.  Machine formats never pass through rich.
 
 Each machine format is a module here with ``render(output: Output) -> str``; ``text`` renders to a
-rich console.  ``FORMATS`` is the list the command line and the configuration accept.
+rich console.  ``FORMATS`` is the table the command line and the configuration accept: a new format is its module
+and its entry there.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from ..paths import split_target
 from ..report import SEVERITIES, SEVERITY_RANK, Finding, ModelReport, TargetResult, WhatIf
 from ..vocabulary import FIGURES, Figure
 
-FORMATS = ("text", "json", "sarif", "github", "markdown")
+# Every format, with what it is for (the command line's help); each is the module of that name here.
+FORMATS = {
+    "text": "for people; coloured on a terminal",
+    "json": "schema docs/schema/gradlint-1.json",
+    "sarif": "SARIF 2.1.0, for code scanning",
+    "github": "workflow annotations",
+    "markdown": "a pull-request comment",
+}
 
 
 @dataclass(frozen=True)

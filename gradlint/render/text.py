@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..report import PASS_THROUGH_SHARE, Layer, TargetResult
 from ..rules.base import fmt
-from ..vocabulary import EXPORT, TIER_LABELS
+from ..vocabulary import EXPORT, TIERS
 from . import (compare_rows, counts, coverage_text, data_path_text, output_lines, plural, severity_counts,
                skipped_line, total_line, verdict, what_if_status)
 
@@ -96,7 +96,7 @@ def _summary(r: TargetResult) -> Text:
     lines = [
         f"trace {r.report.trace}; probe {shapes} ({p.input_source}), seed {p.seed}, {p.device} {p.dtype}{threads}; "
         f"parameter coverage {coverage_text(s.parameter_coverage)}",
-        *([f"captured by {TIER_LABELS[EXPORT]}: {r.report.trace_note}"] if r.report.trace == EXPORT and r.report.trace_note
+        *([f"captured by {TIERS[EXPORT]}: {r.report.trace_note}"] if r.report.trace == EXPORT and r.report.trace_note
           else []),
         *([data_path_text(p)] if len(p.inputs) > 1 else []),
         *output_lines(r.report.output),

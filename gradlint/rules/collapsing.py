@@ -31,6 +31,12 @@ def below(rule: Rule, layers: list[Layer], stat: str):
     return bad, worst, level, rule.opts[level]
 
 
+def above(layers: list[Layer], stat: str, level: float) -> tuple[list[Layer], Layer] | None:
+    """Layers whose ``stat`` exceeds ``level``, and the worst one."""
+    bad = [x for x in layers if getattr(x, stat) is not None and getattr(x, stat) > level]
+    return (bad, max(bad, key=lambda x: getattr(x, stat))) if bad else None
+
+
 class CollapseRule(Rule):
     """A collapse rule judges the nonlinearities on the data path's own layers first; only when none of
     those is at fault does it look at the ones a residual skip carries the data past (inside a block's

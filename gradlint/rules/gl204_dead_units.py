@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..report import Layer, ModelReport
 from . import examples as ex
 from .base import collapsed
-from .collapsing import CollapseRule
+from .collapsing import CollapseRule, above
 from .examples import mlp, randn
 
 
@@ -49,12 +49,12 @@ class DeadUnits(CollapseRule):
     clean = (ex.shallow_mlp, ex.residual_mlp, ex.batch_relu_mlp)
 
     def judge(self, report: ModelReport, layers: list[Layer]):
-        bad = [x for x in layers if x.dead_fraction is not None
-               and (x.samples or 0) >= self.opts["min-samples"] and x.dead_fraction > self.opts["warning"]
-               and not collapsed(x, self.collapse_level()) and not x.rectified]
-        if not bad:
+        hit = above([x for x in layers if (x.samples or 0) >= self.opts["min-samples"]
+                     and not collapsed(x, self.collapse_level()) and not x.rectified],
+                    "dead_fraction", self.opts["warning"])
+        if hit is None:
             return
-        worst = max(bad, key=lambda x: x.dead_fraction)
+        bad, worst = hit
         yield self.finding(
             report, layer=worst, value=worst.dead_fraction, threshold=self.opts["warning"],
             message=f"{worst.dead_fraction:.0%} of the units of {worst.name} are never positive on "

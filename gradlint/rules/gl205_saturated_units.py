@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..report import Layer, ModelReport
 from . import examples as ex
 from .base import fmt
-from .collapsing import CollapseRule
+from .collapsing import CollapseRule, above
 from .examples import mlp
 
 
@@ -48,11 +48,10 @@ class SaturatedUnits(CollapseRule):
     clean = (ex.lecun_tanh_mlp, ex.layer_norm_tanh_mlp)
 
     def judge(self, report: ModelReport, layers: list[Layer]):
-        bad = [x for x in layers if x.saturated_fraction is not None
-               and x.saturated_fraction > self.opts["warning"]]
-        if not bad:
+        hit = above(layers, "saturated_fraction", self.opts["warning"])
+        if hit is None:
             return
-        worst = max(bad, key=lambda x: x.saturated_fraction)
+        bad, worst = hit
         yield self.finding(
             report, layer=worst, value=worst.saturated_fraction, threshold=self.opts["warning"],
             message=f"{worst.saturated_fraction:.0%} of the units of {worst.name} ({worst.op}) are saturated on "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..report import ModelReport
 from . import examples as ex
-from .examples import batch_relu_mlp
 from .base import Rule, depth_layers, fmt, pathology, span
+from .examples import batch_relu_mlp
 
 
 def orthogonal_batch_relu_mlp():
