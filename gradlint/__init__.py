@@ -5,15 +5,15 @@ __version__ = "0.1.0"
 from .errors import GradlintError  # noqa: E402
 from .report import Finding, ModelReport, TargetResult  # noqa: E402
 
-__all__ = ["Finding", "GradlintError", "Inputs", "ModelReport", "TargetResult", "lint", "__version__"]
+__all__ = ["Finding", "GradlintError", "Inputs", "ModelReport", "TargetResult", "lint", "sweep", "__version__"]
 
 
 def __getattr__(name: str):
     """``gradlint.lint`` imports torch on first use, so ``gradlint --help`` and ``gradlint rules`` stay fast."""
-    if name == "lint":
-        from .api import lint
+    if name in ("lint", "sweep"):
+        from . import api
 
-        return lint
+        return getattr(api, name)
     if name == "Inputs":
         from .inputs import Inputs
 

@@ -42,6 +42,31 @@ def lint(model: nn.Module, example_inputs=None, *, target: str | None = None, wh
     return _lint(model, given, subject, lint_settings(settings).resolved(), what_if, rules)
 
 
+def sweep(build: Callable[..., nn.Module], key: str, values: Sequence[float], example_inputs=None, *,
+          predict: float | None = None, rules: Sequence[Rule] | None = None, **settings):
+    """Probe ``build(**{key: value})`` for each value (seeded alike) and fit how its figures grow
+    (``gradlint.scaling.Sweep``; the same as ``gradlint file.py:build --sweep key=...``).  ``example_inputs``:
+    the inputs, or a function of the model returning them (a width sweep changes their shape); other keywords
+    as for ``lint``.  Returns (the sweep, the result of each size)."""
+    from . import scaling
+    from .render import verdict
+    from .rules import default_rules
+
+    rules = list(rules) if rules is not None else default_rules()
+    results = []
+    for v in values:
+        resolved = lint_settings(settings).resolved()
+        torch.manual_seed(resolved.seed)
+        model = build(**{key: int(v) if float(v).is_integer() else v})
+        inputs = example_inputs(model) if callable(example_inputs) else example_inputs
+        given = ProbeInputs.of(inputs) if inputs is not None else None
+        subject = Subject(f"{getattr(build, '__name__', 'model')}[{key}={v:g}]", *_definition(model), "given")
+        results.append(_lint(model, given, subject, resolved, (), rules))
+    thresholds = {r.code: dict(r.opts) for r in rules if r.code in ("GL101", "GL201", "GL202")}
+    points = [scaling.point(v, r.report, verdict(r), sorted({f.code for f in r.findings})) for v, r in zip(values, results)]
+    return scaling.analyse(key, points, predict, thresholds), results
+
+
 def _definition(model: nn.Module) -> tuple[str | None, int | None]:
     try:
         path = inspect.getsourcefile(type(model))

@@ -132,7 +132,9 @@ def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str],
             sign_diversity=c.sign_diversity if c else None, nonlinearity=c.nonlinearity if c else None,
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
             orthogonality_defect=m.defect, width=m.width, samples=c.samples if c else None,
-            rectified=c.rectified if c else None, family=n.family, **_where(n, subject),
+            rectified=c.rectified if c else None, zero_input=c.zero if c else None,
+            rms=m.norm / math.sqrt(m.numel) if m.numel else None, family=n.family,
+            **_where(n, subject),
             weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
             layers=n.layers if n.kind == LAYER else None, positions=m.positions,
             spine_point=i in points, head=i in head, gate=i in graph.gates,
@@ -193,8 +195,10 @@ def _summary(graph: Graph, measured: Measured, layers: list[Layer], points: list
     paths = stats.path_length(dist) if dist else None
     fit = stats.explosion_fit([st.depth[i] for i in body], [ms[i].gsc for i in body])
     deepest = max((st.depth[i] for i in points), default=None)
-    # A ReLU of an already rectified input is the identity by construction: not a collapsed domain.
-    nonlin = [x for x in layers if x.kind == NONLINEARITY and x.sign_diversity is not None and not x.rectified]
+    # A ReLU of an already rectified input is the identity by construction, and one whose input is exactly
+    # zero sits on a dead branch: neither is a collapsed domain.
+    nonlin = [x for x in layers if x.kind == NONLINEARITY and x.sign_diversity is not None and not x.rectified
+              and not x.zero_input]
     defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
     return Summary(
         compositional_depth=st.compositional_depth,

@@ -84,6 +84,12 @@ def main() -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
               help="Draw the paper's Fig. 1 panels (GSC, pre-activation std, sign diversity against depth) for "
                    "every model and what-if variant to FILE.png or FILE.svg (needs gradlint[plot]).")
+@click.option("--sweep", metavar="KEY=V1,V2,...", callback=lambda ctx, param, value: _sweep_option(value),
+              help="Probe the model function TARGET names at each size (e.g. depth=6,12,24 or width=64,128,256, "
+                   "passed as a keyword): how its figures grow, and from which size each rule's threshold is "
+                   "crossed; a width sweep also compares each layer type's activation scale (one target).")
+@click.option("--predict", type=click.FloatRange(min=0, min_open=True), metavar="VALUE",
+              help="With --sweep: extrapolate the figures to this size (e.g. the full model's depth).")
 @click.option("--select", multiple=True, metavar="CODES",
               help="Rule codes or prefixes to check, comma-separated (e.g. GL1,GL401); replaces the configuration's "
                    "select.  [default: GL and every plugin's prefix]")
@@ -107,7 +113,8 @@ def main() -> None:
                    "report stale entries and how many findings the baseline absorbed.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
 def check(targets, output_format, output_path, color, fail_on, exit_zero, what_if, plot_path, select, extend_select,
-          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, debug, **probe):
+          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, debug, sweep=None,
+          predict=None, **probe):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
     models listed in [tool.gradlint] models.
 
@@ -121,6 +128,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
         if problem:
             click.echo(f"gradlint: error: {problem}", err=True)
             sys.exit(2)
+    _sweep_usage(targets, sweep, predict, what_if or write_baseline or baseline_path or plot_path or changed_files)
     if write_baseline and baseline_path:
         click.echo("gradlint: error: --write-baseline and --baseline cannot be used together", err=True)
         sys.exit(2)
@@ -143,6 +151,8 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     except GradlintError as exc:
         click.echo(f"gradlint: error: {exc}", err=True)
         sys.exit(2)
+    if sweep:
+        _sweep(plan, sweep, predict, run, output_path, color, exit_zero, debug)
     results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
     for r in results:
         if not r.ok:
@@ -162,6 +172,82 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     if plot_path:
         code = max(code, _plot(results, plot_path, debug))
     sys.exit(code)
+
+
+def _usage(message: str) -> None:
+    click.echo(f"gradlint: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _sweep_usage(targets, sweep, predict, combined) -> None:
+    """--sweep and --predict used as they can be, or exit 2 saying how."""
+    if predict is not None and not sweep:
+        _usage("--predict needs --sweep")
+    if sweep and combined:
+        _usage("--sweep cannot be combined with --what-if, --plot, --changed-files or a baseline")
+    if sweep and len(targets) != 1:
+        _usage("--sweep needs exactly one target, the function or class that builds the model (file.py:NAME)")
+
+
+def _sweep_option(value: str | None):
+    """``KEY=V1,V2,...`` as (key, sorted values); at least two sizes."""
+    if value is None:
+        return None
+    key, _, listed = value.partition("=")
+    try:
+        values = sorted({float(v) for v in listed.split(",") if v.strip()})
+    except ValueError:
+        values = []
+    if not key.strip().isidentifier() or len(values) < 2 or any(v <= 0 for v in values):
+        raise click.BadParameter(f"'{value}' is not KEY=V1,V2,... with two or more positive sizes "
+                                 "(e.g. depth=6,12,24)")
+    return key.strip(), tuple(values)
+
+
+def _sweep(plan, sweep, predict, run: Settings, output_path, color, exit_zero, debug) -> None:
+    """Probe each size of the one planned target, fit, and emit the results with the sweep; exits."""
+    from . import isolate, progress, scaling
+    from .render import verdict
+
+    if run.output_format not in ("text", "json"):
+        _usage("--sweep reports in --format text or json")
+    key, values = sweep
+    (spec, settings), = plan
+    seed = settings.probe_for(spec, None).seed
+    isolate.prepare()
+    results = []
+    for v in values:
+        with progress.step(f"gradlint: analysing {spec} at {key}={v:g}"):
+            outcome = isolate.run(lambda step, v=v: _analyse_sized(spec, key, v, settings, seed, step),
+                                  settings.timeout)
+        results.append(outcome.value if outcome.ok else _not_analysed(f"{spec}[{key}={v:g}]", outcome))
+    found = None
+    if all(r.ok for r in results):
+        thresholds = {r.code: dict(r.opts) for r in settings.rules_for(None) if r.code in ("GL101", "GL201", "GL202")}
+        points = [scaling.point(v, r.report, verdict(r), sorted({f.code for f in r.findings}))
+                  for v, r in zip(values, results)]
+        found = scaling.analyse(key, points, predict, thresholds)
+    for r in results:
+        if not r.ok:
+            click.echo(f"gradlint: error: {r.error.message}", err=True)
+            if debug and r.traceback:
+                click.echo(r.traceback, err=True)
+    rules = tuple(sorted(settings.rules_for(None), key=lambda r: r.code))
+    _emit(run.output_format, Output(results, rules, repository_root(), sweep=found), output_path, color)
+    sys.exit(exit_code(results, run.fail_on, exit_zero))
+
+
+def _analyse_sized(spec: str, key: str, value: float, settings: Settings, seed: int, step) -> TargetResult:
+    """One size of a sweep, in its own child: ``NAME(key=value)``."""
+    from .api import analyse, failure
+    from .load import LoadFailure, sized
+
+    try:
+        source = sized(spec, key, value, seed)
+    except GradlintError as exc:
+        return failure(LoadFailure(f"{spec}[{key}={value:g}]", exc))
+    return analyse(source, settings.probe_for(source.target, source.path), (), settings.rules_for(source.path),
+                   settings.context_rules(), on_step=step)
 
 
 def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str]) -> tuple[list[TargetResult], list]:
@@ -212,7 +298,15 @@ def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
         console = Console(file=sink, highlight=False, width=None if tty else 120,
                           force_terminal=True if color == "always" else False if color == "never" else None,
                           no_color=False if color == "always" else True if color == "never" else None)
-        render_text(output.results, console, output.skipped)
+        if output.sweep is not None:
+            from rich.text import Text
+
+            from .render.sweep import lines
+
+            for line in lines(output.sweep):
+                console.print(Text(line))
+        else:
+            render_text(output.results, console, output.skipped)
         text = sink.getvalue() if path else None
     else:
         text = render(fmt, output)

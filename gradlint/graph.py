@@ -302,6 +302,8 @@ def effective_depth_steps(steps: tuple[Step, ...], share: dict[tuple[str, str], 
         if sp is not None and all((sp.end, o) in share for o in sp.operands):
             parts = {}
             for o, path in zip(sp.operands, sp.paths):
+                if share[(sp.end, o)] == 0:
+                    continue  # no gradient comes through this side (a dead branch): its paths weigh nothing
                 sub = effective_depth_steps(path, share, required)
                 if sub is None:
                     return None

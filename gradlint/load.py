@@ -48,6 +48,7 @@ class ModelSource:
     line: int | None
     construct: Callable[[], nn.Module]
     example_inputs: Callable[[nn.Module], ProbeInputs | None] | None
+    factory: Callable | None = None          # the function or class that builds it (None: an instance)
 
 
 @dataclass
@@ -325,18 +326,39 @@ def _source_for(obj, name, module, path, lines, inputs, target, explicit) -> Mod
             return inputs(model)
         return _model_inputs(model)
 
-    return ModelSource(target, path, line, construct, example)
+    return ModelSource(target, path, line, construct, example, None if isinstance(obj, nn.Module) else obj)
 
 
-def _constructor(fn: Callable, call: str, target: str) -> Callable[[], nn.Module]:
+def sized(spec: str, key: str, value, seed: int = 0) -> ModelSource:
+    """The model ``spec`` (``file.py:NAME``, a function or class) names, built with ``NAME(key=value)``: one
+    size of a sweep.  Raises ``LoadError`` when ``spec`` names no such callable."""
+    where, name, _ = split_target(spec)
+    if name is None:
+        raise LoadError(f"{spec}: --sweep needs a function or class, named as {spec}:NAME")
+    found = resolve(spec, seed, warn=False)[0]
+    if isinstance(found, LoadFailure):
+        raise found.error
+    fn = found.factory
+    if fn is None:
+        raise LoadError(f"{found.target}: --sweep needs a function or Module class that takes {key}=")
+    params = inspect.signature(fn).parameters
+    if key not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise LoadError(f"{found.target}: {name}() takes no argument {key!r} (it takes "
+                        f"{', '.join(params) or 'none'}); name the argument that sets the size")
+    value = int(value) if float(value).is_integer() else value
+    return ModelSource(f"{found.target}[{key}={value}]", found.path, found.line,
+                       _constructor(fn, f"{name}({key}={value})", found.target, {key: value}), found.example_inputs)
+
+
+def _constructor(fn: Callable, call: str, target: str, kwargs: dict | None = None) -> Callable[[], nn.Module]:
     def construct() -> nn.Module:
-        missing = needs_arguments(fn)
+        missing = [] if kwargs else needs_arguments(fn)
         if missing:
             raise ConstructError(f"{target}: {call} needs arguments ({', '.join(missing)}); give them defaults "
                                  "or add a zero-argument factory function")
         try:
             with user_code():
-                model = fn()
+                model = fn(**(kwargs or {}))
         except SystemExit as exc:
             raise ConstructError(f"{target}: {call} called sys.exit({exc.code!r})") from exc
         except Exception as exc:  # noqa: BLE001

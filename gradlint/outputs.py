@@ -14,12 +14,13 @@ from .errors import ProbeError
 from .report import OutputStats
 
 
-def y_of(result, observer, graph: Graph, selected: str | None = None):
+def y_of(result, observer, graph: Graph, selected: str | None = None, batch: int | None = None):
     """Y: every floating-point tensor of the output (tuples, lists, dicts, dataclasses, Hugging Face
     ModelOutputs, in order) that depends on the inputs, taken together, or the part ``selected`` names.
     A tensor the model's own softmax or log-softmax made is replaced by the logits it read: the GSC
     relative to log-probabilities measures the softmax's saturation, not the network.  Returns (||Y||,
-    Y's tensors, the anchor node when Y is zero, what Y is as ``report.OutputStats``)."""
+    Y's tensors, the anchor node when Y is zero, what Y is as ``report.OutputStats``).  ``batch``: the
+    probe batch's size, to tell whether Y is the same for every sample."""
     part = _select(result, selected) if selected else result
     values = [v for v in _flatten(part) if isinstance(v, torch.Tensor)]
     floats = [v for v in values if v.is_floating_point()]
@@ -41,6 +42,7 @@ def y_of(result, observer, graph: Graph, selected: str | None = None):
     if output.logits and len(ys) > 1:
         # the loss reads the logits; a recurrent state or a key-value cache returned beside them is not Y
         ys, output = ys[:1], replace(output, logits_only=True)
+    output = replace(output, same_for_every_sample=same_for_every_sample(ys, batch))
     y_norm = math.sqrt(sum(stats.frobenius(y) ** 2 for y in ys))
     if not ys or y_norm > 0:
         return y_norm, ys, None, output
@@ -66,6 +68,21 @@ def _select(result, key: str):
                     else f"indices 0-{len(value) - 1}" if isinstance(value, (tuple, list)) else type(value).__name__)
             raise ProbeError(f"the model's output has no {part!r} (--model-output {key}; it has {have})")
     return value
+
+
+def same_for_every_sample(ys: list[torch.Tensor], batch: int | None) -> bool | None:
+    """Whether every tensor of Y is the same for each sample of the batch (to float rounding: 1e-6 of its
+    largest value): a model whose output does not depend on its input.  None when it cannot be told (a
+    batch of one, or a tensor whose first dim is not the batch)."""
+    if not ys or not batch or batch < 2 or any(y.dim() == 0 or y.shape[0] != batch for y in ys):
+        return None
+    with torch.no_grad():
+        for y in ys:
+            y = y.detach()
+            scale = float(y.abs().max()) if y.numel() else 0.0
+            if not math.isfinite(scale) or float((y - y[:1]).abs().max()) > 1e-6 * scale:
+                return False
+    return True
 
 
 _LOGIT_ROWS = ("linear", "addmm", "matmul", "bilinear")

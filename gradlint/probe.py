@@ -21,7 +21,7 @@ from . import assemble, capture, init, memory, ops, outputs, stats
 from .assemble import Measure, Measured, Subject
 from .capture import Graph, Node
 from .capture.tiers import run as run_captured
-from .inputs import ProbeInputs, batch_size_of
+from .inputs import ProbeInputs, batch_size_of, sequence_first
 from .report import ModelReport, ProbeInput, ProbeSettings
 from .settings import Probe
 from .state import preserved
@@ -44,6 +44,9 @@ class Observer:
         self.weights: list[tuple[str, torch.Tensor, str | None]] = []
         self.alias_sq: dict[tuple[str, str], list] = {}
         self.softmaxed: dict[int, tuple] = {}   # id(result) -> (logits, "softmax" | "log_softmax", result)
+        self.kept: dict[str, torch.Tensor] = {}      # values of the splits measured apart (graph.apart)...
+        self.kept_grad: dict[str, torch.Tensor] = {}  # ... and the gradient each received in the last pass
+        self.quiet = False                            # True while measuring apart: the hooks record nothing
         self._defects: dict[int, float | None] = {}
 
     def observe(self, node: Node, out, x_in=None, weight=None, module: nn.Module | None = None):
@@ -116,14 +119,37 @@ class Observer:
             out.register_hook(self._sum_into(self.alias_sq.setdefault(key, [])))
         return out
 
+    def hold(self, name: str, out) -> None:
+        """A start, end or operand of a split measured apart: its value, and its gradient in each pass."""
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            self.kept[name] = out
+            out.register_hook(lambda grad: None if self.quiet else self.kept_grad.__setitem__(name, grad))
+
+    def measure_apart(self, apart) -> None:
+        """After a backward pass: for each split in ``apart``, each side's gradient at the start is the
+        vector-Jacobian product of its operand with the gradient the end received (an add hands the same
+        gradient to every operand), recorded like an alias's.  A side with no path to the start adds 0."""
+        self.quiet = True
+        try:
+            for start, end, operands in apart:
+                s, g = self.kept.get(start), self.kept_grad.get(end)
+                values = [self.kept.get(o) for o in operands]
+                if s is None or g is None or any(v is not None and v.shape != g.shape for v in values):
+                    continue
+                for o, v in zip(operands, values):
+                    grad = None if v is None else torch.autograd.grad(v, s, g, retain_graph=True, allow_unused=True)[0]
+                    self.alias_sq.setdefault((end, o), []).append(0.0 if grad is None else stats.frobenius(grad) ** 2)
+        finally:
+            self.quiet = False
+
     def softmax(self, row: str, logits, out) -> None:
         """A softmax or log-softmax and the logits it read (Y is read at the logits when it is the output)."""
         self.softmaxed[id(out)] = (logits, row, out)
 
-    @staticmethod
-    def _sum_into(sink: list):
+    def _sum_into(self, sink: list):
         def hook(grad: torch.Tensor | None):
-            if grad is not None:  # an undefined gradient (no path to the leaves asked for) adds nothing
+            # an undefined gradient (no path to the leaves asked for) adds nothing
+            if grad is not None and not self.quiet:
                 sink.append(stats.frobenius(grad) ** 2)
         return hook
 
@@ -174,9 +200,10 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
                                                                          fit.cap()), fit, settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
-                                                  settings.model_output or inputs.model_output)
+                                                  settings.model_output or inputs.model_output,
+                                                  None if sequence_first(model) else batch_size_of(model, inputs.tensors()))
         gen = torch.Generator().manual_seed(settings.seed + 1)
-        no_grad = _backward(observer, ys, settings.draws, gen) if ys else True
+        no_grad = _backward(observer, ys, settings.draws, gen, graph.apart) if ys else True
     _finish(observer, y_norm, settings.draws)
     _mark_copies(observer, graph)
     recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
@@ -207,22 +234,26 @@ def _shapes(inputs: ProbeInputs) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(s) for s in x.shape) for x in inputs.tensors())
 
 
-def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch.Generator) -> bool:
+def _backward(observer: Observer, ys: list[torch.Tensor], draws: int, gen: torch.Generator, apart=()) -> bool:
     """``draws`` backward passes of Gaussian cotangents u; the hooks sum each node's squared gradient.
     Each pass differentiates the scalar sum(u * Y), whose gradient at Y is exactly u (and which spares
-    torch's shape checks of explicit cotangents their import of sympy).  Returns True when no gradient
-    reached any recorded node."""
+    torch's shape checks of explicit cotangents their import of sympy); the splits in ``apart`` are
+    measured after each pass.  Returns True when no gradient reached any recorded node."""
     try:
         for d in range(draws):
             pairing = sum((y * _cotangent(y.shape, gen, y)).sum() for y in ys)
-            retain = d < draws - 1
+            retain = d < draws - 1 or bool(apart)
             if observer.leaves:
                 torch.autograd.grad(pairing, observer.leaves, allow_unused=True, retain_graph=retain)
             else:
                 pairing.backward(retain_graph=retain)
+            if apart:
+                observer.measure_apart(apart)
     finally:
         observer.anchor = None
         observer.leaves.clear()
+        observer.kept.clear()
+        observer.kept_grad.clear()
     return not any(m.grad_sq for m in observer.measures.values())
 
 

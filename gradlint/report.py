@@ -37,6 +37,8 @@ class Layer:
     width: int | None = None          # output features (units) of a layer
     samples: int | None = None        # samples per unit behind the collapse statistics (batch x positions)
     rectified: bool | None = None     # the pre-activation has no negative value (a ReLU of a ReLU output)
+    zero_input: bool | None = None    # the pre-activation is exactly zero on every sample (a dead branch)
+    rms: float | None = None          # root mean square of the node's output (its activation scale at init)
     family: str | None = None         # nonlinearity family: relu | saturating | smooth
     path: str | None = None           # where the layer is defined (its module's construction), else called
     line: int | None = None
@@ -157,6 +159,7 @@ class OutputStats:
     saturated_fraction: float | None = None   # samples whose largest probability is >= 0.99
     head: str | None = None             # the layer that produces the logits
     logits_only: bool = False           # Y is the logits alone, of several output tensors (a state, a cache)
+    same_for_every_sample: bool | None = None   # Y is the same for every sample of the batch (None: one sample)
 
 
 @dataclass(frozen=True)

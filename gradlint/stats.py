@@ -59,6 +59,7 @@ class Collapse:
     units: int
     samples: int
     rectified: bool = False      # no negative value at all: the input is already the output of a ReLU
+    zero: bool = False           # every value exactly zero: the input carries nothing (a dead branch)
 
 
 # Statistics per unit need no more samples than this (sign diversity's noise floor is then within 0.005
@@ -107,6 +108,7 @@ def collapse(
     x = _working(x.detach())
     if x.dim() == 0:
         x = x.reshape(1)
+    zero = not bool(x.any())
     x, y, channels_first = _subsample(x, y, channels_first)
     dims = unit_dims(x, channels_first)
     units = x.numel() // max(1, math.prod(x.shape[d] for d in dims))
@@ -132,7 +134,7 @@ def collapse(
         saturated_fraction = float((flat > 0.99).double().mean())
     rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
-                    saturated_fraction, units, samples, rectified)
+                    saturated_fraction, units, samples, rectified, zero)
 
 
 def _sign_counts(x: torch.Tensor, dims: tuple[int, ...], samples: int) -> tuple[torch.Tensor, torch.Tensor]:

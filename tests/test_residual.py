@@ -260,3 +260,51 @@ def test_rectified_relus_do_not_count_as_collapsed_in_the_summary():
     rectified = [x for x in report.layers if x.kind == "nonlinearity" and x.rectified]
     assert rectified and all(x.sign_diversity == 0.0 for x in rectified)  # relu(identity) after a zero branch
     assert report.summary.min_sign_diversity > 0.3
+
+
+class SharedCell(nn.Module):
+    """out = x + A x + C(A x): the branch C reads A's output, which the sum reads too (as the nodes of a
+    NAS-Bench-201 cell read each other), so no alias of x can separate the sides of the last add."""
+
+    def __init__(self, width: int = 6):
+        super().__init__()
+        self.a = nn.Linear(width, width, bias=False)
+        self.c = nn.Linear(width, width, bias=False)
+
+    def forward(self, x):
+        h = self.a(x)
+        return x + h + self.c(h)
+
+
+def test_sides_that_share_nodes_get_shares_from_their_own_vector_jacobian_products():
+    torch.manual_seed(5)
+    model = SharedCell().double()
+    report = gradlint.lint(model, gaussian(5, 6, seed=6).double(), draws=400).report
+    a, c = model.a.weight.detach(), model.c.weight.detach()
+    eye = torch.eye(6, dtype=torch.float64)
+    # Independent: the exact Jacobian of each side of each add (linear maps: the same for every sample).
+    sq = lambda j: float(j.pow(2).sum())  # noqa: E731
+    p_outer = sq(c @ a) / (sq(eye + a) + sq(c @ a))     # the last add: (x + A x) against C A x
+    p_inner = sq(a) / (sq(eye) + sq(a))                 # the first: x against A x
+    blocks = {b.branch: b for b in report.residual_blocks}
+    assert blocks["c"].branch_share == pytest.approx(p_outer, rel=0.05)
+    assert blocks["a"].branch_share == pytest.approx(p_inner, rel=0.05)
+    expected = p_outer * 2 + (1 - p_outer) * p_inner   # C A: 2 layers; x + A x: A's layer with its share
+    assert report.summary.effective_depth == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize("model, shape", [(lambda: OrthogonalResNet(8, 16, 0.7), (64, 16)),
+                                          (lambda: SmallResNet(), (8, 3, 16, 16)), (lambda: TwoPath(), (32, 6))])
+def test_vector_jacobian_shares_equal_alias_shares_where_both_apply(model, shape, monkeypatch):
+    from gradlint.capture import blocks
+    torch.manual_seed(0)
+    x = gaussian(*shape)
+    aliased = gradlint.lint(model(), x).report
+    monkeypatch.setattr(blocks, "ALIASES", False)
+    torch.manual_seed(0)
+    apart = gradlint.lint(model(), x).report
+    assert [b.branch_share for b in apart.residual_blocks] == pytest.approx(
+        [b.branch_share for b in aliased.residual_blocks], rel=1e-6, abs=1e-12)
+    assert apart.summary.effective_depth == pytest.approx(aliased.summary.effective_depth, rel=1e-6)
+    # the rest of the report is the same: the extra backward passes record nothing
+    assert [x.gsc for x in apart.layers] == [x.gsc for x in aliased.layers]

@@ -71,6 +71,10 @@ class Graph:
     unmeasured_why: dict[str, str] = field(default_factory=dict)   # a parameter not measured -> why not
     sees_structure: bool = True                 # residual structure seen (False: modules recorded as a chain)
     gates: frozenset[str] = frozenset()         # nodes on a branch that multiplies another path (see gate_branches)
+    # residual merges whose sides share nodes past the start (a cell summing several branches that read each
+    # other), so no alias can separate them: (start, end, operands), each side measured by its own
+    # vector-Jacobian product from the end's gradient back to the start
+    apart: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     _users: dict[str, list[str]] | None = field(default=None, repr=False)
     _gm: fx.GraphModule | None = field(default=None, repr=False)
 

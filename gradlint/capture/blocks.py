@@ -18,13 +18,21 @@ def alias(t):
     return t.view_as(t) if isinstance(t, torch.Tensor) else t
 
 
+# False: measure every residual merge by vector-Jacobian products, as ``graph.apart`` (the tests compare the
+# two estimators on blocks an alias can separate).
+ALIASES = True
+
+
 def split_paths(graph: Graph) -> None:
     """Insert an alias per side of every split of the structure into ``graph.fx_graph`` (marked
     ``ALIAS_META`` with (split end, operand)), outer splits first.
 
-    A user of the start belongs to the side whose operand it reaches.  A split where one user reaches
-    two sides, or whose start is written in place (then the skip reads what the branch wrote, and no
-    split can separate them), is left alone and gets no shares.  A start that an outer split already
+    A user of the start belongs to the side whose operand it reaches.  A residual merge where one user
+    reaches two sides, or a side's node also feeds something past the end (a cell whose nodes read each
+    other), is listed in ``graph.apart``: the probe measures each side by its own vector-Jacobian
+    product from the end's gradient.  A concatenation so, or a split whose start
+    is written in place (then the skip reads what the branch wrote, and no split can separate them), is
+    left alone and gets no shares.  A start that an outer split already
     divided is divided again on the alias that holds the inner split's users (a U-Net level's input is
     both the start of its long skip and of its first residual block).
     """
@@ -32,6 +40,7 @@ def split_paths(graph: Graph) -> None:
     nodes = {n.name: n for n in fx_graph.nodes}
     position = {n: k for k, n in enumerate(fx_graph.nodes)}
     holders: dict[str, list[fx.Node]] = {}
+    apart: list[tuple[str, str, tuple[str, ...]]] = []
     for sp in graph.structure.splits:
         start, end = nodes.get(sp.start), nodes.get(sp.end)
         if start is None or end is None or sp.start in graph.written or any(o not in nodes for o in sp.operands):
@@ -50,7 +59,13 @@ def split_paths(graph: Graph) -> None:
                     ambiguous = True
                 holder = h
                 sides[hit[0]].append(user)
-        if ambiguous or holder is None or any(not users for users in sides.values()):
+        # a side whose nodes also feed something past the split (NAS-Bench-201's node 2 feeds node 3 and the
+        # output): its alias would count the gradient coming back from there too
+        leaky = _leaks(set().union(*reach.values()) - {start, end}, end)
+        if (ambiguous or leaky or not ALIASES) and sp.kind == "merge":
+            apart.append((sp.start, sp.end, sp.operands))
+        if (ambiguous or holder is None or any(not users for users in sides.values())
+                or ((leaky or not ALIASES) and sp.kind == "merge")):
             continue
         made = []
         for operand, users in sides.items():
@@ -63,6 +78,20 @@ def split_paths(graph: Graph) -> None:
             made.append(node)
         kept = [h for h in holders.get(sp.start, [start]) if h is not holder or h.users]
         holders[sp.start] = kept + made
+    graph.apart = tuple(apart)
+
+
+def _leaks(region: set[fx.Node], end: fx.Node) -> bool:
+    """Whether a node of the region has a user outside it other than ``end`` (looking through aliases
+    inserted for other splits)."""
+    def outside(user: fx.Node) -> bool:
+        if user is end or user in region:
+            return False
+        if user.meta.get(ALIAS_META) is not None:
+            return any(outside(u) for u in user.users)
+        return True
+
+    return any(outside(u) for n in region for u in n.users)
 
 
 def _ancestors(node: fx.Node, stop: fx.Node, position: dict[fx.Node, int]) -> set[fx.Node]:

@@ -7,7 +7,8 @@ The observer protocol (``gradlint.probe.Observer`` implements it), all it is tol
 - ``count(value)``: a value's bytes, for the memory budget (may raise ``memory.OverBudget``);
 - ``operands(node, values)``: the values a merge or a shift reads, in the order of ``node.preds``;
 - ``alias(key, out)``: one side of a split's start (``ALIAS_META``), for the branch shares;
-- ``softmax(row, logits, out)``: a softmax or log-softmax and the logits it read.
+- ``softmax(row, logits, out)``: a softmax or log-softmax and the logits it read;
+- ``hold(name, out)``: the value of a start, an end or an operand of a split in ``graph.apart``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,15 @@ class Interpreter(fx.Interpreter):
         self.captured = graph
         self.observer = observer
         self.aten = aten
+        self.kept = {name for start, end, operands in graph.apart for name in (start, end, *operands)}
 
     def run_node(self, n: fx.Node):
+        out = self._run(n)
+        if n.name in self.kept:
+            self.observer.hold(n.name, out)
+        return out
+
+    def _run(self, n: fx.Node):
         desc: Node | None = n.meta.get(META)
         key = n.meta.get(ALIAS_META)
         if key is not None:

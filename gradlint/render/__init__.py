@@ -34,6 +34,7 @@ class Output:
     root: Path = field(default_factory=Path.cwd)   # the repository root: machine formats give paths relative to it
     baseline: object | None = None      # a baseline comparison (gradlint.baseline.Comparison), when one was given
     skipped: tuple[tuple[str, str], ...] = ()   # (target, why): modules a file defines that are no model to probe
+    sweep: object | None = None         # a scaling sweep (gradlint.scaling.Sweep), with --sweep
 
 
 def render(fmt: str, output: Output) -> str:

@@ -72,6 +72,10 @@ def render(output: Output) -> str:
         # modules the files define that were found, not named, and could not be probed (helpers)
         "skipped": [{"target": target, "why": why} for target, why in output.skipped],
     }
+    if output.sweep is not None:   # --sweep: the sizes' figures, the fits and the threshold crossings
+        from .sweep import as_dict
+
+        doc["sweep"] = as_dict(output.sweep)
     if output.baseline is not None:   # --baseline: what is new, worse, absorbed and stale
         doc["baseline"] = output.baseline.as_dict()
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"

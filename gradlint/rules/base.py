@@ -139,6 +139,21 @@ def nonlinearities(report: ModelReport) -> Iterator[Layer]:
     return (x for x in report.layers if x.kind == "nonlinearity")
 
 
+def disconnected(report: ModelReport) -> bool:
+    """The output does not depend on the input: no gradient reaches the data input and the output is the
+    same for every sample of the batch (GL103's error; the rules that would explain a weak dependence
+    leave the model to it)."""
+    return report.summary.gsc_input == 0 and bool(report.output.same_for_every_sample)
+
+
+def cut(report: ModelReport) -> Layer | None:
+    """Where no gradient reaches any more, when none reaches the input: the spine point nearest the output
+    whose GSC is 0 (everything before it gets none either)."""
+    if report.summary.gsc_input != 0:
+        return None
+    return min((x for x in spine_points(report) if x.gsc == 0), key=lambda x: x.depth or 0, default=None)
+
+
 def spine_points(report: ModelReport) -> list[Layer]:
     """Where the GSC profile is read (the probe marks them: float inputs, embedding outputs, depth-bearing
     spine layers, residual merges)."""

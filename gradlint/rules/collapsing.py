@@ -6,15 +6,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..report import Layer, ModelReport
-from .base import COLLAPSED_SPREAD, Rule, nonlinearities
+from .base import COLLAPSED_SPREAD, Rule, cut, disconnected, nonlinearities
 
 
 def judged(report: ModelReport) -> list[Layer]:
     """The nonlinearities the collapse rules judge: links of the depth path, not gates.  A gate branch
     (squeeze-excitation's pool -> fc -> act -> fc -> sigmoid, a GLU's gate, the tanh inside a GELU
     formula) multiplies another path: on Gaussian probe inputs its squeeze path sees a near-constant
-    domain, and its sigmoid is linear on the narrow range it modulates over, by design."""
-    return [x for x in nonlinearities(report) if not x.gate]
+    domain, and its sigmoid is linear on the narrow range it modulates over, by design.  A nonlinearity
+    whose input is exactly zero sits on a dead branch (GL206), not in a collapsed domain; and when the
+    output does not depend on the input (GL103), the layers after the cut see a constant by consequence."""
+    at = cut(report) if disconnected(report) else None
+    return [x for x in nonlinearities(report) if not x.gate and not x.zero_input
+            and not (at is not None and x.depth is not None and at.depth is not None and x.depth < at.depth)]
 
 
 def count_text(layers: list[Layer], total: int) -> str:

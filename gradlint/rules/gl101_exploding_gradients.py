@@ -33,7 +33,7 @@ class ExplodingGradients(Rule):
 
     Defaults (measured with gradlint on the paper's 50-layer width-100 MLPs, on healthy references
     and on stock architectures at their library init, `benchmarks/zoo.py` and
-    `benchmarks/stability.py`): `info` at GSC >= 15, `warning` at 200, `error` at 1000. The paper's
+    `benchmarks/stability.py`): `info` at GSC >= 15, `warning` at 500, `error` at 1000. The paper's
     exploding nets: batch-ReLU ~5e3-1e4, batch-tanh ~110, layer-norm-tanh 60-75, SeLU 6-7 (the last
     three are warnings through their rate, see below). Stock nets that train with their standard
     recipes, at 64x64 and 224x224 inputs: torchvision resnet50 at its default init 36-102 (1 with
@@ -41,7 +41,10 @@ class ExplodingGradients(Rule):
     (at its first block, not growing with depth): info; densenet121 5-13.5, efficientnet_b0 4.3-10.7,
     mobilenet_v3_small 3.4-6.3, resnet18 1.5-3.9, the rest ~1: nothing. The levels sit in the gaps of
     these ranges, so that a model's verdict does not change with the input size (an `info` at 3
-    flipped resnet18 between clean and info).
+    flipped resnet18 between clean and info). The warning level was 200 until NAS-Bench-201
+    (`benchmarks/nasbench201.py`): of 1,000 connected cells linted at batch 16, those with GSC
+    200-406 (a cell summing several BN-ReLU-conv branches explodes through the sum) train to 87-93%
+    on CIFAR-10, above the sample's mean; nothing else measured lies between 200 and 500.
     The explosion rate r is fitted over the body of the network: spine points after the network
     pools its positions away (a CNN's classifier after global pooling, a class-token head) are left
     out, since the GSC drops across pooling by a factor that says nothing about depth. A rate
@@ -75,7 +78,7 @@ class ExplodingGradients(Rule):
     name = "exploding-gradients"
     severity = "error"
     summary = "the Gradient Scale Coefficient grows large toward the input"
-    options = {"info": 15.0, "warning": 200.0, "error": 1000.0, "rate": 1.03, "min-r2": 0.95, "min-points": 20,
+    options = {"info": 15.0, "warning": 500.0, "error": 1000.0, "rate": 1.03, "min-r2": 0.95, "min-points": 20,
                "min-plain": 20}
     what_if = ('zero-residual', 'looks-linear')
     triggers = (ex.batch_relu_mlp, ex.layer_norm_tanh_mlp, ex.dominant_branch_resnet,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..report import Layer, ModelReport, Shift
 from . import examples as ex
-from .base import Rule, fmt, grade, gsc_steps, spine_points
+from .base import Rule, disconnected, fmt, grade, gsc_steps, spine_points
 
 
 def added_between(report: ModelReport, deeper: Layer, shallower: Layer) -> list[Shift]:
@@ -71,7 +71,7 @@ class VanishingGradients(Rule):
 
     def check(self, report: ModelReport):
         body = [x for x in spine_points(report) if not x.head and not x.nested]
-        if not body:
+        if not body or disconnected(report):  # not a weak dependence: none at all (GL103)
             return
         end = min(body, key=lambda x: x.depth)  # where the body meets the head (the output when there is none)
         worst = min(body, key=lambda x: x.gsc)

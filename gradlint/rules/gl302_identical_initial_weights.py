@@ -49,7 +49,9 @@ class IdenticalInitialWeights(Rule):
     inputs they see. Tied weights (one module applied several times, or one parameter shared) are
     intended and not flagged.
 
-    Defaults: `warning` for any group of two or more layers whose weights are equal value for value.
+    Defaults: `info` for any group of two or more layers whose weights are equal value for value: the
+    copies do drift apart, and on the project's trainability benchmark a 6-layer `nn.TransformerEncoder`
+    (identical layers, pre- or post-norm) learns the recall task to loss 0.006, as well as any net there.
     Constant weights (e.g. zero-initialised layers) are not compared.
 
     Example:
@@ -69,7 +71,7 @@ class IdenticalInitialWeights(Rule):
 
     code = "GL302"
     name = "identical-initial-weights"
-    severity = "warning"
+    severity = "info"
     summary = "layers start with identical weights (deep copies of one layer)"
     what_if = ("orthogonal",)
     triggers = (cloned_layers_model,)

@@ -34,8 +34,12 @@ class OverconfidentOutput(Rule):
     ln C, and the first steps are spent shrinking the logits (the "hockey stick" loss curve) instead
     of learning, with gradients that are large and badly conditioned while they do.
 
-    Defaults: `warning` when the softmax is saturated on at least half the samples (`saturated`),
-    `error` when the cross-entropy at init is also at least 10 ln C (`error`). A large loss alone is
+    Defaults: `warning` when the softmax is saturated on at least half the samples (`saturated`); never
+    an error, since how badly it trains depends on the optimiser and the rest of the net, not on how
+    far the loss starts: on the project's trainability benchmark a BN ResNet whose head starts 100x too
+    large (78 ln C, 97% of samples saturated) trains with SGD to loss 0.43 on the teacher task (0.06
+    with its head as drawn; chance 1.61), while the tutorial GPT below (58 ln C) ends worse than a
+    uniform guess. A large loss alone is
     not enough: torchvision-style BN ResNets end in a kaiming-initialised classifier whose logits
     start at std 6.6 (akamaster's CIFAR ResNet-110: cross-entropy 3.8 ln C, no sample saturated), and
     they train to 93% with SGD. Measured at init: GPT-2-style heads (std 0.02 on a normalised stream)
@@ -61,9 +65,9 @@ class OverconfidentOutput(Rule):
 
     code = "GL303"
     name = "overconfident-output"
-    severity = "error"
+    severity = "warning"
     summary = "the softmax of the output logits is saturated at initialisation (loss at init far above ln C)"
-    options = {"saturated": 0.5, "error": 10.0}
+    options = {"saturated": 0.5}
     triggers = (saturated_logits_lm,)
     clean = (small_logits_lm, ex.shallow_mlp)
 
@@ -74,11 +78,9 @@ class OverconfidentOutput(Rule):
         ratio = out.init_loss / out.uniform_loss
         if out.saturated_fraction is None or out.saturated_fraction < self.opts["saturated"]:
             return
-        severity = "error" if ratio >= self.opts["error"] else "warning"
         head = out.head or "the output layer"
         yield self.finding(
-            report, layer=report.layer(out.head) if out.head else None, severity=severity, value=ratio,
-            threshold=self.opts["error"] if severity == "error" else None,
+            report, layer=report.layer(out.head) if out.head else None, value=ratio,
             message=f"the loss at initialisation is {fmt(out.init_loss)}, {fmt(ratio)}x ln C = {fmt(out.uniform_loss)} "
                     f"for {out.classes} classes: the logits (std {fmt(out.logit_std)}) saturate the softmax on "
                     f"{out.saturated_fraction:.0%} of the samples, confidently wrong before any training",
