@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from . import changes, probe, whatif
+from . import changes, halves, probe, whatif
 from . import inputs as probe_inputs
 from .assemble import Subject
 from .errors import GradlintError, InputError, one_line
@@ -87,7 +87,7 @@ def _lint(model: nn.Module, given: ProbeInputs | None, subject: Subject, setting
         raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(changes.CHANGES)}")
     given, subject = _probe_inputs(model, given, subject, settings)
     with user_code(), threads(settings.threads):
-        probed = probe.run(model, given, subject, settings)
+        probed = halves.widen(probe.run(model, given, subject, settings), model, given, subject, settings)
         variants = tuple(whatif.run(model, given, change, probed.graph, subject, settings, rules, context)
                          for change in dict.fromkeys(what_if))
     findings, suppressed = judge(probed.report, rules, context)

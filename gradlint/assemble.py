@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import torch
+
+from . import errorbars, stats
 from . import graph as graph_structure
-from . import stats
 from .capture import Graph, Node
 from .report import Layer, ModelReport, OutputStats, ProbeSettings, ResidualBlock, Shift, Summary
 from .vocabulary import CONCAT, EMBEDDING, INPUT, LAYER, NONLINEARITY, WHAT_IF
@@ -48,6 +50,10 @@ class Measure:
     defect: float | None = None
     copy_of: str | None = None
     grad_sq: list = field(default_factory=list)   # squared gradient norm per draw (emptied once summed)
+    grad_ps: list = field(default_factory=list)   # ... per sample of the batch (tensors; None: dim 0 is not the batch)
+    value_ps: object = None                       # squared norm of the value per sample (a tensor, or None)
+    draw_sums: list = field(default_factory=list)  # squared gradient norm per draw (kept for the error bars)
+    y_norm: float = 0.0                            # ||Y|| the GSC was taken relative to
     gsc: float | None = None
     operands: tuple[float | None, ...] = ()   # a merge or a shift: the norm of each operand, in the order of its preds
     operand_sizes: tuple[int, ...] = ()       # ... and its elements (a broadcast operand has fewer)
@@ -65,6 +71,20 @@ class Measured:
     anchor: str | None = None                # the node the GSC is relative to when the output is zero
     no_gradient: bool = False
     changes: tuple[str, ...] = ()            # the gradlint.init changes that would change this model
+    per_sample: PerSample | None = None      # what the error bars resample
+
+
+@dataclass
+class PerSample:
+    """The values behind the error bars (``errorbars``): the batch (None: dim 0 is not the batch), the
+    cotangent draws, Y's squared norm per sample, and each split side's squared gradient per draw and
+    per sample."""
+
+    batch: int | None
+    draws: int
+    y_ps: object
+    alias_sq: dict
+    alias_ps: dict
 
 
 def report(graph: Graph, measured: Measured, subject: Subject) -> ModelReport:
@@ -74,13 +94,14 @@ def report(graph: Graph, measured: Measured, subject: Subject) -> ModelReport:
         i for i in st.spine if graph.nodes[i].kind == INPUT or i in graph.outputs}
     points = spine_point_ids(graph, measured, spine)
     head = head_ids(points, measured)
-    layers = _layers(graph, measured, subject, spine, points, head)
+    redrawn = _redraw(measured)
+    layers = _layers(graph, measured, subject, spine, points, head, redrawn)
     blocks = _blocks(graph, measured, subject)
     coverage, unmeasured = _coverage(graph, measured.trainable)
     ms = measured.measures
     return ModelReport(
         target=subject.target, path=subject.path, line=subject.line, trace=graph.tier, trace_note=graph.note,
-        probe=measured.probe, summary=_summary(graph, measured, layers, points, head, coverage),
+        probe=measured.probe, summary=_summary(graph, measured, layers, points, head, coverage, redrawn),
         layers=tuple(layers), residual_blocks=tuple(blocks),
         nonfinite=tuple(graph.nodes[i].name for i in graph.nodes if i in ms and ms[i].nonfinite),
         output_zero=measured.anchor is not None, no_gradient=measured.no_gradient, unmeasured=unmeasured,
@@ -114,7 +135,7 @@ def _where(node: Node, subject: Subject) -> dict:
 
 
 def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str], points: list[str],
-            head: set[str]) -> list[Layer]:
+            head: set[str], redrawn: Redrawn) -> list[Layer]:
     """Every measured node, in forward order (and the concatenation skips on the spine: a run of layers a
     skip joins is no plain stack)."""
     st = graph.structure
@@ -139,7 +160,7 @@ def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str],
             layers=n.layers if n.kind == LAYER else None, positions=m.positions,
             spine_point=i in points, head=i in head, gate=i in graph.gates,
             side=graph.nodes[st.side[i]].name if i in st.side else None, nested=i in st.nested and i in spine,
-            bypassed=i in bypassed,
+            bypassed=i in bypassed, **redrawn.layer_errors(i),
         ))
     return layers
 
@@ -185,7 +206,7 @@ def _shifts(graph: Graph, measured: Measured, subject: Subject, spine: set[str])
 
 
 def _summary(graph: Graph, measured: Measured, layers: list[Layer], points: list[str], head: set[str],
-             coverage: float | None) -> Summary:
+             coverage: float | None, redrawn: Redrawn) -> Summary:
     st, ms = graph.structure, measured.measures
     body = [i for i in points if i not in head]
     required = {sp.end for sp in st.splits if sp.kind == "merge"} & {m.id for m in st.merges}
@@ -200,6 +221,7 @@ def _summary(graph: Graph, measured: Measured, layers: list[Layer], points: list
     nonlin = [x for x in layers if x.kind == NONLINEARITY and x.sign_diversity is not None and not x.rectified
               and not x.zero_input]
     defects = [x.orthogonality_defect for x in layers if x.orthogonality_defect is not None]
+    ids = {n.name: i for i, n in graph.nodes.items()}
     return Summary(
         compositional_depth=st.compositional_depth,
         effective_depth=paths.mean if paths else None,
@@ -215,7 +237,91 @@ def _summary(graph: Graph, measured: Measured, layers: list[Layer], points: list
         spine_points=len(points), fit_points=len(body),
         gsc_anchor=graph.nodes[measured.anchor].name if measured.anchor else None,
         parameter_coverage=coverage,
+        **_summary_errors(graph, measured, redrawn, points, body, deepest, required,
+                          [(ids[x.name], x.relative_spread is not None) for x in nonlin]),
     )
+
+
+@dataclass
+class Redrawn:
+    """Every node's figures under the error bars' redraws (``errorbars``)."""
+
+    gsc: dict[str, errorbars.Draws | None]
+    collapse: dict[str, errorbars.CollapseDraws | None]
+    shares: dict[tuple[str, str], errorbars.Draws]
+
+    def layer_errors(self, i: str) -> dict:
+        c = self.collapse.get(i)
+        return {"gsc_error": errorbars.half_width(self.gsc.get(i)),
+                "sign_diversity_error": errorbars.half_width(c.sign_diversity) if c else None,
+                "relative_spread_error": errorbars.half_width(c.relative_spread) if c else None}
+
+
+def _redraw(measured: Measured) -> Redrawn:
+    ps = measured.per_sample
+    if ps is None or ps.batch is None or ps.batch < 2:
+        return Redrawn({}, {}, {})
+    boot = errorbars.Bootstrap(ps.batch, measured.probe.seed + 2)
+    gsc = {i: errorbars.gsc(boot, m.grad_ps, ps.draws, m.value_ps, m.numel, ps.y_ps, m.draw_sums, m.norm or 0.0,
+                            m.y_norm) for i, m in measured.measures.items() if m.gsc is not None}
+    collapse = {i: errorbars.collapse(boot, m.collapse.items) for i, m in measured.measures.items()
+                if m.collapse is not None}
+    return Redrawn(gsc, collapse, _share_draws(boot, ps))
+
+
+def _share_draws(boot: errorbars.Bootstrap, ps: PerSample) -> dict[tuple[str, str], errorbars.Draws]:
+    """Each split side's share of the squared gradient, redrawn (resamples, and each draw alone)."""
+    by_end: dict[str, dict[str, tuple]] = {}
+    for key, parts in ps.alias_ps.items():
+        if parts and all(p is not None for p in parts):
+            by_end.setdefault(key[0], {})[key[1]] = (boot.sums(sum(parts)),
+                                                   torch.tensor(ps.alias_sq.get(key, []), dtype=torch.float64))
+    shares = {}
+    for end, sides in by_end.items():
+        total = sum(b for b, _ in sides.values())
+        lengths = {len(d) for _, d in sides.values()}
+        per_draw = ps.draws > 1 and lengths == {ps.draws}
+        draw_total = sum(d for _, d in sides.values()) if per_draw else None
+        for o, (b, d) in sides.items():
+            shares[(end, o)] = errorbars.Draws(b / total, d / draw_total if per_draw else None)
+    return shares
+
+
+def _summary_errors(graph: Graph, measured: Measured, redrawn: Redrawn, points: list[str], body: list[str],
+                    deepest: int | None, required: set[str], nonlin: list[tuple[str, bool]]) -> dict:
+    """The summary's error bars: each headline figure recomputed under the same redraws."""
+    if not redrawn.gsc:
+        return {}
+    st, ms = graph.structure, measured.measures
+    gi = next((i for i in points if st.depth[i] == deepest), None)
+    fitted = [i for i in body if (ms[i].gsc or 0) > 0]
+    depth = _depth_draws(graph, redrawn, required) if st.chain else None
+    c = {i: redrawn.collapse.get(i) for i, _ in nonlin}
+    spread = [c[i] and c[i].relative_spread for i, has_spread in nonlin if has_spread]
+    return {
+        "gsc_input_error": errorbars.half_width(redrawn.gsc.get(gi)) if gi else None,
+        "gsc_max_error": errorbars.half_width(errorbars.maximum([redrawn.gsc.get(i) for i in points])),
+        "explosion_rate_error": errorbars.half_width(errorbars.rate([st.depth[i] for i in fitted],
+                                                                   [redrawn.gsc.get(i) for i in fitted])),
+        "effective_depth_error": errorbars.half_width(depth),
+        "min_sign_diversity_error": errorbars.half_width(errorbars.minimum([x and x.sign_diversity
+                                                                            for x in c.values()])),
+        "min_relative_spread_error": errorbars.half_width(errorbars.minimum(spread)),
+    }
+
+
+def _depth_draws(graph: Graph, redrawn: Redrawn, required: set[str]) -> errorbars.Draws | None:
+    """The effective depth (its mean) under the redraws of the split shares."""
+    chain, shares = graph.structure.chain, redrawn.shares
+    batch = graph_structure.effective_depth_mean(chain, {k: v.batch for k, v in shares.items()}, required)
+    if batch is None:
+        return None
+    if not isinstance(batch, torch.Tensor):          # no measured share on the way: the figure is exact
+        return errorbars.Draws(torch.full((errorbars.RESAMPLES + 1,), float(batch), dtype=torch.float64))
+    draws = None
+    if shares and all(v.draws is not None for v in shares.values()):
+        draws = graph_structure.effective_depth_mean(chain, {k: v.draws for k, v in shares.items()}, required)
+    return errorbars.Draws(batch, draws if isinstance(draws, torch.Tensor) else None)
 
 
 def _bypassed(graph: Graph) -> set[str]:

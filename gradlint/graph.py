@@ -322,6 +322,33 @@ def effective_depth_steps(steps: tuple[Step, ...], share: dict[tuple[str, str], 
     return dist
 
 
+def effective_depth_mean(steps: tuple[Step, ...], share: dict, required: set[str]):
+    """The mean of ``effective_depth_steps``'s distribution, by linearity (a path's length is the sum of
+    its steps' lengths), without building the distribution: the error bars evaluate it for hundreds of
+    redrawn shares at once (tensors of shares give a tensor).  None where the distribution is None."""
+    total = 0.0
+    for s in steps:
+        sp = s.split
+        if sp is not None and all((sp.end, o) in share for o in sp.operands):
+            for o, path in zip(sp.operands, sp.paths):
+                w = share[(sp.end, o)]
+                if not _any_nonzero(w):
+                    continue
+                sub = effective_depth_mean(path, share, required)
+                if sub is None:
+                    return None
+                total = total + w * (sub + sp.own)
+        elif sp is not None and sp.end in required:
+            return None
+        else:
+            total = total + s.length
+    return total
+
+
+def _any_nonzero(w) -> bool:
+    return bool((w != 0).any()) if hasattr(w, "any") else w != 0
+
+
 def _forward(start: str, users: dict[str, list[str]], within: set[str] | None = None) -> set[str]:
     seen = {start}
     todo = [start]

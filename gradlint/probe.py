@@ -32,9 +32,10 @@ _NO_INFINITY = frozenset({ops.LAYER, ops.NONLINEARITY, ops.NORM, ops.EMBEDDING})
 class Observer:
     """Reduces every value to statistics as it passes; keeps a tensor only where the backward needs it."""
 
-    def __init__(self, keep: set[str] | None, budget: float | None = None):
+    def __init__(self, keep: set[str] | None, budget: float | None = None, batch: int | None = None):
         self.keep = keep                  # spine point ids (None: every measured node), candidates for an anchor
         self.budget = budget              # bytes the forward's values may take before the batch is cut
+        self.batch = batch                # samples along dim 0 (None: a sequence-first model): the bootstrap's rows
         self.used = 0.0
         self.measures: dict[str, Measure] = {}
         # The last non-zero spine point so far, kept in case the output is zero (a zero-initialised head):
@@ -43,6 +44,7 @@ class Observer:
         self.leaves: list[torch.Tensor] = []
         self.weights: list[tuple[str, torch.Tensor, str | None]] = []
         self.alias_sq: dict[tuple[str, str], list] = {}
+        self.alias_ps: dict[tuple[str, str], list] = {}   # ... and per sample, where dim 0 is the batch
         self.softmaxed: dict[int, tuple] = {}   # id(result) -> (logits, "softmax" | "log_softmax", result)
         self.kept: dict[str, torch.Tensor] = {}      # values of the splits measured apart (graph.apart)...
         self.kept_grad: dict[str, torch.Tensor] = {}  # ... and the gradient each received in the last pass
@@ -63,6 +65,7 @@ class Observer:
         if not out.is_floating_point():
             return out
         m.norm = stats.frobenius(out)
+        m.value_ps = self._per_sample(out)
         m.numel = out.numel()
         units = (out.shape[1] if m.units_first and out.dim() >= 3 else out.shape[-1]) if out.dim() else None
         if out.dim() >= 2:
@@ -81,7 +84,9 @@ class Observer:
                 self.weights.append((node.id, weight, node.weight or node.name))
         if (node.kind == ops.NONLINEARITY and isinstance(x_in, torch.Tensor) and x_in.is_floating_point()
                 and not m.nonfinite):
-            m.collapse = stats.collapse(x_in, out, bool(m.units_first), node.family == ops.RELU, node.saturation)
+            m.collapse = stats.collapse(x_in, out, bool(m.units_first), node.family == ops.RELU, node.saturation,
+                                        per_sample=self.batch is not None and x_in.dim() >= 2
+                                        and x_in.shape[0] == self.batch)
         if not node.measured:
             return out
         handed = out
@@ -91,7 +96,7 @@ class Observer:
             handed = out.clone()
         elif node.kind == ops.INPUT:
             self.leaves.append(out)   # the backward stops at the leaves it is given: the float inputs are ones
-        out.register_hook(self._sum_into(m.grad_sq))
+        out.register_hook(self._sum_into(m.grad_sq, m.grad_ps))
         if (self.keep is None or node.id in self.keep) and m.norm > 0 and out.requires_grad:
             self.anchor = (node.id, out)
         return handed
@@ -116,7 +121,7 @@ class Observer:
     def alias(self, key: tuple[str, str], out):
         """One side of a split's start: its gradient is that side's share."""
         if isinstance(out, torch.Tensor) and out.requires_grad:
-            out.register_hook(self._sum_into(self.alias_sq.setdefault(key, [])))
+            out.register_hook(self._sum_into(self.alias_sq.setdefault(key, []), self.alias_ps.setdefault(key, [])))
         return out
 
     def hold(self, name: str, out) -> None:
@@ -139,6 +144,8 @@ class Observer:
                 for o, v in zip(operands, values):
                     grad = None if v is None else torch.autograd.grad(v, s, g, retain_graph=True, allow_unused=True)[0]
                     self.alias_sq.setdefault((end, o), []).append(0.0 if grad is None else stats.frobenius(grad) ** 2)
+                    self.alias_ps.setdefault((end, o), []).append(
+                        torch.zeros(self.batch or 0, dtype=torch.float64) if grad is None else self._per_sample(grad))
         finally:
             self.quiet = False
 
@@ -146,12 +153,17 @@ class Observer:
         """A softmax or log-softmax and the logits it read (Y is read at the logits when it is the output)."""
         self.softmaxed[id(out)] = (logits, row, out)
 
-    def _sum_into(self, sink: list):
+    def _sum_into(self, sink: list, per_sample: list):
         def hook(grad: torch.Tensor | None):
             # an undefined gradient (no path to the leaves asked for) adds nothing
             if grad is not None and not self.quiet:
                 sink.append(stats.frobenius(grad) ** 2)
+                per_sample.append(self._per_sample(grad))
         return hook
+
+    def _per_sample(self, t: torch.Tensor) -> torch.Tensor | None:
+        """Squared norms per sample, for the bootstrap over the batch (None where dim 0 is not the batch)."""
+        return stats.per_sample_sq(t) if self.batch is not None and t.dim() and t.shape[0] == self.batch else None
 
     def _layout(self, node: Node, out: torch.Tensor, module: nn.Module | None) -> bool:
         """Whether units are dim 1 (after convolutions) or the last dim."""
@@ -182,11 +194,12 @@ def probe_mode(model: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe, graph: Graph | None = None) -> Probed:
+def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe, graph: Graph | None = None,
+        bars: bool = True) -> Probed:
     """Probe ``model`` on ``inputs`` with ``settings`` (resolved); the model is left exactly as it was.
     ``graph``: a graph captured from this model before (or rebound to it), so nothing is traced again.
     Without a batch size in the settings, the batch is cut when the probe's estimated memory exceeds half
-    of what is available (the report says so)."""
+    of what is available (the report says so).  ``bars=False``: no error bars (their bootstrap skipped)."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
@@ -196,8 +209,7 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     fit = memory.Fit(inputs, device if settings.batch_size is None else None)
     with preserved(model):
         probe_mode(model)
-        captured = run_captured(model, inputs, facts, lambda g: Observer(set(g.structure.spine) if g else None,
-                                                                         fit.cap()), fit, settings.seed, graph)
+        captured = run_captured(model, inputs, facts, _observer_for(model, fit), fit, settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
                                                   settings.model_output or inputs.model_output,
@@ -205,12 +217,24 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
         gen = torch.Generator().manual_seed(settings.seed + 1)
         no_grad = _backward(observer, ys, settings.draws, gen, graph.apart) if ys else True
     _finish(observer, y_norm, settings.draws)
+    y_ps = _output_per_sample(observer, ys)
     _mark_copies(observer, graph)
     recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
                          source=subject.input_source)
     measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
-                        anchor, no_grad and anchor is None, init.applicable(model, graph))
+                        anchor, no_grad and anchor is None, init.applicable(model, graph),
+                        assemble.PerSample(observer.batch, settings.draws, y_ps, observer.alias_sq, observer.alias_ps)
+                        if bars else None)
     return Probed(assemble.report(graph, measured, subject), graph)
+
+
+def _observer_for(model: nn.Module, fit: memory.Fit):
+    """A fresh observer for each run: the spine's points may anchor the GSC, the memory budget may cut the
+    batch, and the batch (dim 0, unless the model is sequence-first) is what the bootstrap resamples."""
+    def make(g: Graph | None, inputs: ProbeInputs) -> Observer:
+        batch = None if sequence_first(model) else batch_size_of(model, inputs.tensors())
+        return Observer(set(g.structure.spine) if g else None, fit.cap(), batch)
+    return make
 
 
 def _settings(model: nn.Module, graph: Graph, inputs: ProbeInputs, asked: ProbeInputs, fit: memory.Fit,
@@ -264,7 +288,14 @@ def _finish(observer: Observer, y_norm: float, draws: int) -> None:
             if not math.isfinite(total):
                 m.nonfinite = True
             m.gsc = stats.gsc_from_sum(total / draws, m.numel, m.norm, y_norm)
-        m.grad_sq = []
+            m.y_norm = y_norm
+        m.draw_sums, m.grad_sq = m.grad_sq, []
+
+
+def _output_per_sample(observer: Observer, ys: list[torch.Tensor]):
+    """Y's squared norm per sample (None where some part of Y is not batch-first)."""
+    parts = [observer._per_sample(y) for y in ys]
+    return sum(parts) if parts and all(p is not None for p in parts) else None
 
 
 def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:

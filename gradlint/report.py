@@ -54,6 +54,9 @@ class Layer:
     side: str | None = None           # off the data path: the side input (timestep, label, encoder memory) it comes from
     nested: bool = False              # on the spine inside a skip's span (a U-Net's inner path): skips bypass it
     bypassed: bool = False            # inside a residual branch, or reading a residual sum: a skip carries the data past
+    gsc_error: float | None = None    # error bars (about 95%: docs/metrics.md) of gsc, sign_diversity, relative_spread
+    sign_diversity_error: float | None = None
+    relative_spread_error: float | None = None
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that
@@ -115,6 +118,13 @@ class Summary:
     effective_depth_p5: int | None = None   # 5th and 95th percentile of the gradient path length
     effective_depth_p95: int | None = None
     parameter_coverage: float | None = None   # fraction of trainable parameter elements the probe measured
+    # error bars (about 95%: a bootstrap over the batch and the spread over cotangent draws, docs/metrics.md)
+    gsc_input_error: float | None = None
+    gsc_max_error: float | None = None
+    explosion_rate_error: float | None = None
+    effective_depth_error: float | None = None
+    min_sign_diversity_error: float | None = None
+    min_relative_spread_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,7 @@ class Finding:
     path: str | None
     line: int | None
     library: str | None = None         # the layer's construction site inside an installed package
+    value_error: float | None = None   # the value's error bar (about 95%), where the figure has one
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,15 @@ def frobenius(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(_working(t.detach())))
 
 
+def per_sample_sq(t: torch.Tensor) -> torch.Tensor | None:
+    """The squared norm of each slice along dim 0 (each sample of a batch-first tensor), float64 on the
+    CPU: what the bootstrap over the batch resamples (None for a scalar)."""
+    if t.dim() == 0 or t.shape[0] == 0:
+        return None
+    flat = _working(t.detach()).reshape(t.shape[0], -1)
+    return torch.linalg.vector_norm(flat, dim=1).double().cpu() ** 2
+
+
 def _working(t: torch.Tensor) -> torch.Tensor:
     """float32 or float64 as given (half precision upcast): statistics are reduced in the tensor's own
     precision with torch's pairwise summation, so no float64 copy of a large activation is made."""
@@ -60,6 +69,19 @@ class Collapse:
     samples: int
     rectified: bool = False      # no negative value at all: the input is already the output of a ReLU
     zero: bool = False           # every value exactly zero: the input carries nothing (a dead branch)
+    items: Items | None = None   # the same sums per sample of the batch, for the bootstrap
+
+
+@dataclass(frozen=True)
+class Items:
+    """Per sample of the batch (rows) and unit (columns), float64: the values behind the statistics
+    (positions of a sample summed), the sums of x and x^2 and the counts above and below zero.  Rows of
+    samples a subsample skipped are zero."""
+    count: torch.Tensor
+    s1: torch.Tensor
+    s2: torch.Tensor
+    pos: torch.Tensor
+    neg: torch.Tensor
 
 
 # Statistics per unit need no more samples than this (sign diversity's noise floor is then within 0.005
@@ -95,6 +117,7 @@ def collapse(
     channels_first: bool,
     relu_family: bool,
     saturation: tuple[float, float] | None,
+    per_sample: bool = False,
 ) -> Collapse | None:
     """Collapsing-domain statistics of a nonlinearity's input ``x`` (and output ``y``), per unit.
 
@@ -104,11 +127,13 @@ def collapse(
     units never positive.  saturated_fraction (tanh-like): units saturated on > 99% of samples.
     Moments are centred (two passes), in the tensor's own precision; None when x is not finite.  At
     most ``MAX_SAMPLES`` samples per unit are used, an even stride over batch and positions.
+    ``per_sample``: dim 0 is the batch; keep the sums per sample for the bootstrap (``Items``).
     """
     x = _working(x.detach())
     if x.dim() == 0:
         x = x.reshape(1)
     zero = not bool(x.any())
+    shape = x.shape
     x, y, channels_first = _subsample(x, y, channels_first)
     dims = unit_dims(x, channels_first)
     units = x.numel() // max(1, math.prod(x.shape[d] for d in dims))
@@ -133,8 +158,32 @@ def collapse(
         flat = ((x <= lo) | (x >= hi)).sum(dims).double() / samples
         saturated_fraction = float((flat > 0.99).double().mean())
     rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
+    items = _items(x, channels_first, shape) if per_sample and len(shape) >= 2 else None
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
-                    saturated_fraction, units, samples, rectified, zero)
+                    saturated_fraction, units, samples, rectified, zero, items)
+
+
+def _items(x: torch.Tensor, channels_first: bool, shape: torch.Size) -> Items | None:
+    """``collapse``'s sums per sample of the batch (dim 0 of the tensor before ``_subsample``, whose
+    ``shape`` is given), so that every row of the subsampled view ``x`` lands on the sample it came from."""
+    batch = shape[0]
+    if channels_first and x.dim() >= 3:
+        positions = math.prod(shape[2:])
+        stride = 1 if batch * positions <= MAX_SAMPLES else -(-batch // max(1, MAX_SAMPLES // positions))
+        index = torch.arange(x.shape[0]) * stride
+        per = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2).double()   # (picked, positions, units)
+        sums = [torch.full((per.shape[0], per.shape[2]), float(per.shape[1]), dtype=torch.float64),
+                per.sum(1), (per * per).sum(1), (per > 0).sum(1).double(), (per < 0).sum(1).double()]
+        return Items(*(torch.zeros(batch, per.shape[2], dtype=torch.float64).index_copy_(0, index, v.cpu())
+                       for v in sums))
+    flat = x.reshape(-1, x.shape[-1])
+    rows = math.prod(shape[:-1])
+    stride = 1 if flat.shape[0] == rows else -(-rows // MAX_SAMPLES)
+    sample = torch.arange(flat.shape[0]) * stride // max(1, rows // batch)
+    d = flat.double()
+    parts = [torch.ones_like(d), d, d * d, (d > 0).double(), (d < 0).double()]
+    return Items(*(torch.zeros(batch, flat.shape[1], dtype=torch.float64).index_add_(0, sample, v.cpu())
+                   for v in parts))
 
 
 def _sign_counts(x: torch.Tensor, dims: tuple[int, ...], samples: int) -> tuple[torch.Tensor, torch.Tensor]:

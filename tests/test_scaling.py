@@ -5,6 +5,7 @@ import math
 import pytest
 
 from gradlint import scaling
+from gradlint.rules.gl101_exploding_gradients import ExplodingGradients
 from gradlint.scaling import Point
 
 THRESHOLDS = {"GL101": {"info": 15.0, "warning": 200.0, "error": 1000.0},
@@ -102,7 +103,7 @@ def test_sweep_on_the_command_line_reports_every_size_and_its_fit(gradlint, tmp_
     assert fits["gsc_max"]["predicted"] == pytest.approx(
         largest["gsc_max"] * largest["explosion_rate"] ** (33 - largest["compositional_depth"]), rel=1e-4)
     text = gradlint("family.py:build", "--sweep", "depth=4,8", "--input-shape", "32", cwd=tmp_path)
-    assert text.code == 0 and "| 4 | 5 |" in text.stdout and "GL101 warning (gsc_max >= 200)" in text.stdout
+    assert text.code == 0 and "| 4 | 5 |" in text.stdout and f"GL101 warning (gsc_max >= {ExplodingGradients.options['warning']:g})" in text.stdout
 
 
 @pytest.mark.cli

@@ -83,7 +83,7 @@ class Captured:
     inputs: ProbeInputs
 
 
-def run(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, observer_for: Callable[[Graph | None], object],
+def run(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, observer_for: Callable[[Graph | None, ProbeInputs], object],
         fit: memory.Fit, seed: int, graph: Graph | None = None) -> Captured:
     """Run ``model`` under the first tier that captures and runs it, each run watched by a fresh
     ``observer_for(graph)``; a run that passes the memory budget is repeated at a smaller batch.
@@ -110,7 +110,7 @@ def run(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, observer_for: 
             notes.append(tier.failed(exc, running=False))
             continue
         while True:
-            observer = observer_for(g)
+            observer = observer_for(g, inputs)
             torch.manual_seed(seed)
             try:
                 g_run, result = tier.run(model, g, inputs, facts, observer, "; ".join(notes) or None)

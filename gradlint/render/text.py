@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..report import PASS_THROUGH_SHARE, Layer, TargetResult
-from ..rules.base import fmt
+from ..rules.base import fmt, fmt_bar
 from ..vocabulary import EXPORT, TIERS
 from . import (compare_rows, counts, coverage_text, data_path_text, output_lines, plural, severity_counts,
                skipped_line, total_line, verdict, what_if_status)
@@ -85,10 +85,13 @@ def _table(r: TargetResult) -> Table:
 def _summary(r: TargetResult) -> Text:
     s, p = r.report.summary, r.report.probe
     shapes = ", ".join("x".join(str(d) for d in shape) for shape in p.input_shapes)
-    rate = f"{s.explosion_rate:.3f}/layer (R^2 {fmt(s.explosion_fit_r2)})" if s.explosion_rate is not None else "n/a"
+    rate = "n/a"
+    if s.explosion_rate is not None:
+        bar = f" +/- {s.explosion_rate_error:.2g}" if s.explosion_rate_error is not None else ""
+        rate = f"{s.explosion_rate:.3f}{bar}/layer (R^2 {fmt(s.explosion_fit_r2)})"
     eff = "n/a"
     if s.effective_depth is not None:
-        eff = fmt(s.effective_depth)
+        eff = fmt_bar(s.effective_depth, s.effective_depth_error or None)
         if s.effective_depth_p5 != s.effective_depth_p95:
             eff += f" (5-95%: {s.effective_depth_p5}-{s.effective_depth_p95})"
     blocks = r.report.residual_blocks
@@ -106,9 +109,10 @@ def _summary(r: TargetResult) -> Text:
           if r.report.unmeasured else []),
         f"depth {s.compositional_depth} compositional, {eff} effective; {plural(len(blocks), 'residual block')}",
         *(_residual_lines(blocks) if blocks else []),
-        f"GSC input {fmt(s.gsc_input)}, max {fmt(s.gsc_max)}, rate {rate}"
+        f"GSC input {fmt_bar(s.gsc_input, s.gsc_input_error)}, max {fmt_bar(s.gsc_max, s.gsc_max_error)}, rate {rate}"
         + (f", relative to {s.gsc_anchor}" if s.gsc_anchor else ""),
-        f"min sign diversity {fmt(s.min_sign_diversity)}, min spread {fmt(s.min_relative_spread)}, "
+        f"min sign diversity {fmt_bar(s.min_sign_diversity, s.min_sign_diversity_error)}, "
+        f"min spread {fmt_bar(s.min_relative_spread, s.min_relative_spread_error)}, "
         f"min pre-act std {fmt(s.min_preact_std)}, mean orthogonality defect {fmt(s.mean_orthogonality_defect)}",
     ]
     return Text("\n".join("  " + x for x in lines))

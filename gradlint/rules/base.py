@@ -79,8 +79,10 @@ class Rule:
         return not family(cls.code).endswith("9")
 
     def finding(self, report: ModelReport, *, message: str, recommendation: str, layer: Layer | None = None,
-                value: float | None = None, threshold: float | None = None, severity: str | None = None) -> Finding:
+                value: float | None = None, threshold: float | None = None, severity: str | None = None,
+                error: float | None = None) -> Finding:
         path, line = (layer.path, layer.line) if layer is not None and layer.path else (report.path, report.line)
+        message += near_threshold(value, error, threshold)
         # The first gradlint.init change that fixes this and applies to the model (the report lists them).
         change = next((c for c in self.what_if if c in report.applicable_changes), None)
         if change is not None:
@@ -89,7 +91,7 @@ class Rule:
             code=self.code, name=self.name, severity=severity or self.severity, message=message,
             recommendation=recommendation, layer=layer.name if layer is not None else None,
             value=value, threshold=threshold, path=path, line=line,
-            library=layer.library if layer is not None else None,
+            library=layer.library if layer is not None else None, value_error=error,
         )
 
 
@@ -124,6 +126,21 @@ def grade(value: float, levels: list[tuple[str, float]], above: bool = True) -> 
         if threshold and ((value >= threshold) if above else (value <= threshold)):
             return severity, threshold
     return None
+
+
+def near_threshold(value: float | None, error: float | None, threshold: float | None) -> str:
+    """What a finding adds when its value lies within its error bar of the threshold that decided it."""
+    if value is None or error is None or threshold is None or abs(value - threshold) > error:
+        return ""
+    return (f" ({fmt_bar(value, error)} lies within its error bar of the threshold {fmt(threshold)}: "
+            "another probe batch could decide otherwise)")
+
+
+def fmt_bar(x: float | None, error: float | None) -> str:
+    """A figure with its error bar, ``175 +/- 8`` (the bar to 2 significant figures)."""
+    if x is None or error is None:
+        return fmt(x)
+    return f"{fmt(x)} +/- {error:.2g}" if error < 1e4 else f"{fmt(x)} +/- {error:.1e}"
 
 
 def fmt(x: float | None) -> str:

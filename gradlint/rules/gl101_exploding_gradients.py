@@ -111,7 +111,7 @@ class ExplodingGradients(Rule):
                if not blocks else
                f"Make the skips dominate: {residual_fix(report)}")
         yield self.finding(
-            report, layer=worst, severity=severity, value=s.gsc_max, threshold=threshold,
+            report, layer=worst, severity=severity, value=s.gsc_max, threshold=threshold, error=s.gsc_max_error,
             message=f"GSC reaches {fmt(s.gsc_max)} at {worst.name} (depth {worst.depth} of "
                     f"{s.compositional_depth}); the relative gradient {growth}".rstrip(),
             recommendation=f"{fix}; prefer width over depth; or start from an orthogonal initial state.",

@@ -58,6 +58,7 @@ class DomainCollapse(CollapseRule):
         bad, worst, severity, threshold = hit
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.relative_spread, threshold=threshold,
+            error=worst.relative_spread_error,
             message=f"relative spread of the pre-activation is {fmt(worst.relative_spread)} at {worst.name}; "
                     f"{count_text(bad, len(layers))} see a nearly constant input (first at {bad[0].name})",
             recommendation="Use a variance-preserving init with zero biases (e.g. nn.init.kaiming_normal_ / "

@@ -62,6 +62,7 @@ class SignDiversityCollapse(CollapseRule):
         bad, worst, severity, threshold = hit
         yield self.finding(
             report, layer=worst, severity=severity, value=worst.sign_diversity, threshold=threshold,
+            error=worst.sign_diversity_error,
             message=f"sign diversity is {fmt(worst.sign_diversity)} at {worst.name} (healthy: ~0.5); "
                     f"{count_text(bad, len(layers))} with an uncollapsed domain are below {self.opts['warning']:g}, "
                     f"from {bad[0].name} on",

@@ -1,0 +1,145 @@
+"""Error bars: how far each figure could move on another probe batch and other cotangents.
+
+Two sources of noise are estimated separately and combined (docs/metrics.md, "Error bars"):
+
+- the batch: a bootstrap over its samples.  The probe keeps, per sample, each node's squared value and
+  squared gradient (summed over the draws) and the output's squared norm, and each nonlinearity's sums
+  per sample and unit (``stats.Items``).  Each of ``RESAMPLES`` resamples draws the batch with
+  replacement (the same samples for every node, from the probe's seed) and recomputes every figure from
+  the resampled sums.  Cotangents are drawn independently for every element, so for a model whose samples
+  do not interact this also covers the cotangent's own noise;
+- the draws: with two or more cotangent draws, the figures recomputed from each draw alone; their
+  standard deviation over sqrt(draws) is the standard error of the averaged estimate.
+
+A figure's error bar is ``Z`` (1.96) times the root sum of squares of the two standard errors, plus the
+bootstrap's estimate of the figure's bias (the resamples' mean minus the figure): about a 95% interval
+around the value a much larger probe of the same batch size would give.  A statistic of a finite batch
+can be biased (sign diversity, min(P, N) / (P + N), is lower on 64 samples than on 640 where P = N);
+the bias term widens the bar by about that much.  A figure gets no error bar (None) where some value behind it was not kept per sample (a
+sequence-first model, whose dim 0 is time; an output whose dim 0 is not the batch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+RESAMPLES = 200
+Z = 1.96
+
+
+@dataclass(frozen=True)
+class Draws:
+    """A figure's values under each redraw: ``batch`` (one per resample) and ``draws`` (one per cotangent
+    draw); either None where it cannot be redrawn."""
+
+    batch: torch.Tensor | None = None
+    draws: torch.Tensor | None = None
+
+
+def half_width(d: Draws | None) -> float | None:
+    """Z times the combined standard error, plus the bootstrap's estimate of the figure's bias at this
+    batch size (None: the batch part cannot be estimated).  Row 0 of ``d.batch`` is the figure on the
+    batch as it is; the other rows are the resamples."""
+    if d is None or d.batch is None or d.batch.numel() < 3:
+        return None
+    resampled = _finite(d.batch[1:])
+    if resampled.numel() < 2 or not math.isfinite(float(d.batch[0])):
+        return None
+    var = float(resampled.var())
+    if d.draws is not None and d.draws.numel() > 1:
+        var += float(_finite(d.draws).var()) / d.draws.numel()
+    width = Z * math.sqrt(var) + abs(float(resampled.mean()) - float(d.batch[0]))
+    return width if math.isfinite(width) else None
+
+
+def _finite(t: torch.Tensor) -> torch.Tensor:
+    return t[torch.isfinite(t)] if not bool(torch.isfinite(t).all()) else t
+
+
+class Bootstrap:
+    """``RESAMPLES`` resamples of a batch, as counts: row r says how often each sample is drawn.  Row 0
+    is the batch itself (every sample once), so every redrawn figure's row 0 is the figure."""
+
+    def __init__(self, batch: int, seed: int, resamples: int = RESAMPLES):
+        g = torch.Generator().manual_seed(seed)
+        picks = torch.randint(0, batch, (resamples, batch), generator=g)
+        self.batch = batch
+        self.counts = torch.cat([torch.ones(1, batch, dtype=torch.float64), torch.zeros(
+            resamples, batch, dtype=torch.float64).scatter_add_(1, picks, torch.ones(resamples, batch, dtype=torch.float64))])
+
+    def sums(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """Each resample's sum of a per-sample quantity (batch,) or (batch, units)."""
+        return self.counts @ per_sample
+
+
+def gsc(boot: Bootstrap, grad_ps: list, draws: int, value_ps, numel: int, y_ps, draw_sums: list,
+        norm: float, y_norm: float) -> Draws | None:
+    """A node's GSC redrawn.  ``grad_ps``: its squared gradient per sample, one tensor per hook call
+    (summed over draws); ``draw_sums``: its squared gradient per draw."""
+    if not grad_ps or y_norm <= 0 or numel == 0:
+        return None
+    batch = None
+    if all(g is not None for g in grad_ps) and value_ps is not None and y_ps is not None:
+        s = sum(grad_ps) / draws
+        batch = (boot.sums(s) / numel).sqrt() * boot.sums(value_ps).sqrt() / boot.sums(y_ps).sqrt()
+    per_draw = None
+    if draws > 1 and len(draw_sums) == draws:
+        per_draw = (torch.tensor(draw_sums, dtype=torch.float64) / numel).sqrt() * norm / y_norm
+    return Draws(batch, per_draw)
+
+
+@dataclass(frozen=True)
+class CollapseDraws:
+    sign_diversity: Draws
+    relative_spread: Draws
+
+
+def collapse(boot: Bootstrap, items) -> CollapseDraws | None:
+    """A nonlinearity's sign diversity and relative spread, resampled (its sums per sample and unit)."""
+    if items is None or items.count.shape[0] != boot.batch:
+        return None
+    n, s1, s2 = boot.sums(items.count), boot.sums(items.s1), boot.sums(items.s2)
+    pos, neg = boot.sums(items.pos), boot.sums(items.neg)
+    n = n.clamp(min=1)
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp(min=0)
+    std = var.sqrt().mean(1)
+    rms = (s2 / n).mean(1).sqrt()
+    spread = torch.where(rms > 0, std / rms.clamp(min=1e-300), torch.full_like(rms, float("nan")))
+    both = pos + neg
+    sd = torch.where(both > 0, torch.minimum(pos, neg) / both.clamp(min=1), torch.zeros_like(pos)).mean(1)
+    return CollapseDraws(Draws(sd), Draws(spread))
+
+
+def minimum(draws: list[Draws | None]) -> Draws | None:
+    """The smallest of several figures, redrawn (the same resamples for all): None if any is missing."""
+    if not draws or any(d is None or d.batch is None for d in draws):
+        return None
+    return Draws(torch.stack([d.batch for d in draws]).nan_to_num(nan=math.inf).min(0).values)
+
+
+def maximum(draws: list[Draws | None]) -> Draws | None:
+    if not draws or any(d is None or d.batch is None for d in draws):
+        return None
+    batch = torch.stack([d.batch for d in draws]).max(0).values
+    per = [d.draws for d in draws]
+    return Draws(batch, torch.stack(per).max(0).values if all(p is not None for p in per) else None)
+
+
+def rate(depths: list[int], draws: list[Draws | None]) -> Draws | None:
+    """The explosion rate (exp of the least-squares slope of ln GSC against depth), redrawn."""
+    if len(depths) < 3 or len(set(depths)) < 2 or any(d is None or d.batch is None for d in draws):
+        return None
+    d = torch.tensor(depths, dtype=torch.float64)
+    d = d - d.mean()
+
+    def slope(values: torch.Tensor) -> torch.Tensor:        # (points, redraws)
+        logs = values.clamp(min=1e-300).log()
+        return ((logs - logs.mean(0)) * d[:, None]).sum(0) / float((d * d).sum())
+
+    batch = slope(torch.stack([x.batch for x in draws])).exp()
+    per = [x.draws for x in draws]
+    return Draws(batch, slope(torch.stack(per)).exp() if all(p is not None for p in per) else None)

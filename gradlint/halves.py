@@ -1,0 +1,59 @@
+"""Error bars of models whose samples interact: what the batch size itself does to the figures.
+
+In a model with BatchNorm in training mode (the probe's mode) every sample's output depends on the
+batch's statistics, so the figures are functions of the batch size and not only noisy estimates: the
+batch-ReLU MLP's GSC is about 1.2e4 at 64 samples and 5e3 at 640.  A bootstrap over one batch cannot see
+that.  The probe therefore measures the two halves of the batch as batches of their own; with a shift
+that goes as 1/B, f(B) - f(infinity) is about f(B/2) - f(B), so each headline figure's error bar is
+widened by |mean of the halves' figures - figure| (docs/metrics.md, "Error bars").  Only the summary's
+figures are widened; per-layer bars stay the bootstrap's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch.nn as nn
+
+from . import probe
+from .assemble import Subject
+from .inputs import ProbeInputs
+from .settings import Probe
+
+FIGURES = ("gsc_input", "gsc_max", "explosion_rate", "effective_depth", "min_sign_diversity", "min_relative_spread")
+SMALLEST = 8        # a batch below this is not halved: four samples per BatchNorm is no batch statistic
+
+
+def couples_samples(model: nn.Module) -> bool:
+    """Whether the probe's forward mixes samples: a BatchNorm (in training mode during the probe)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: Subject,
+          settings: Probe) -> probe.Probed:
+    """``probed`` with its summary's error bars widened by the batch size's own effect, for a model whose
+    samples interact; anything else unchanged."""
+    report = probed.report
+    s, batch = report.summary, report.probe.batch_size
+    if (not couples_samples(model) or not batch or batch < SMALLEST
+            or all(getattr(s, k + "_error") is None for k in FIGURES)):
+        return probed
+    full = len(given.tensors()[0]) if given.tensors() and given.tensors()[0].dim() else 0
+    half = batch // 2
+    graph = probed.graph if report.trace == "fx" else None       # an fx graph holds no batch size
+    summaries = [probe.run(model, _rows(given, full, lo, lo + half), subject, settings, graph,
+                                   bars=False).report.summary
+                 for lo in (0, half)]
+    widened = {}
+    for k in FIGURES:
+        value, error = getattr(s, k), getattr(s, k + "_error")
+        halves = [getattr(h, k) for h in summaries]
+        if value is None or error is None or any(v is None for v in halves):
+            continue
+        widened[k + "_error"] = error + abs(sum(halves) / len(halves) - value)
+    return dataclasses.replace(probed, report=dataclasses.replace(report, summary=dataclasses.replace(s, **widened)))
+
+
+def _rows(given: ProbeInputs, full: int, lo: int, hi: int) -> ProbeInputs:
+    """Samples ``lo:hi`` of every input whose dim 0 is the batch; other inputs (a shared mask) as they are."""
+    return given.map(lambda x: x[lo:hi] if x.dim() and x.shape[0] == full else x)
