@@ -7,7 +7,7 @@ Tasks:
 - ``digits``: scikit-learn's 8x8 digits (10 classes), as 64 features padded to 100 for the MLPs and
   as 1x8x8 images for the CNNs: a task a linear model nearly fits;
 - ``recall``: sequences of 12 tokens (vocabulary 8) whose label is the first token: a sequence task
-  for an LSTM and Transformers.
+  for an LSTM, a plain tanh RNN and Transformers (with and without skips and norms).
 
 Every net is linted once as a user would (``gradlint.lint`` on Gaussian or random-token inputs of the
 task's shape), then trained from that state for ``--steps`` steps (batch 128) at each learning rate of
@@ -35,6 +35,7 @@ from pathlib import Path
 from ranking import spearman
 
 SEVERITY = {"clean": 0, "info": 1, "warning": 2, "error": 3}
+CEILING = 1.5        # loss / chance above this (a diverged run) is drawn at the top of the plot
 FIGURES = ("gsc_input", "explosion_rate", "effective_depth", "min_sign_diversity", "min_relative_spread")
 
 
@@ -199,6 +200,41 @@ def plain_transformer(classes: int, vocab: int = 8, width: int = 64, layers: int
     return Net()
 
 
+def unnormed_transformer(classes: int, scale: float = 1.0, layers: int = 6, vocab: int = 8, width: int = 64):
+    """Pre-norm blocks with their norms left out (x + attn(x), x + mlp(x)) and every weight matrix of the
+    blocks scaled by ``scale``: at 1 the residual stream grows gently, at 3 it explodes."""
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(width, 4, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.ReLU(), nn.Linear(4 * width, width))
+
+        def forward(self, x):
+            x = x + self.attn(x, x, x, need_weights=False)[0]
+            return x + self.mlp(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, width)
+            self.pos = nn.Parameter(torch.randn(1, 12, width) * 0.02)
+            self.blocks = nn.Sequential(*(Block() for _ in range(layers)))
+            self.head = nn.Linear(width, classes)
+
+        def forward(self, tokens):
+            return self.head(self.blocks(self.embed(tokens) + self.pos)[:, -1])
+
+    net = Net()
+    with torch.no_grad():
+        for p in net.blocks.parameters():
+            if p.dim() == 2:
+                p.mul_(scale)
+    return net
+
+
 def tied_transformer(classes: int, vocab: int = 8, width: int = 64):
     """A pre-norm Transformer whose head is tied to its N(0, 1) embedding, without a final norm: the logits
     start at the scale of the residual stream times sqrt(width)."""
@@ -208,14 +244,15 @@ def tied_transformer(classes: int, vocab: int = 8, width: int = 64):
     return net
 
 
-def lstm(classes: int, vocab: int = 8, width: int = 64):
+def recurrent(classes: int, cell: str = "LSTM", vocab: int = 8, width: int = 64):
+    """Two stacked recurrent layers (``cell``: LSTM or RNN, the plain tanh RNN) reading the sequence."""
     import torch.nn as nn
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = nn.Embedding(vocab, width)
-            self.rnn = nn.LSTM(width, width, 2, batch_first=True)
+            self.rnn = getattr(nn, cell)(width, width, 2, batch_first=True)
             self.head = nn.Linear(width, classes)
 
         def forward(self, tokens):
@@ -239,9 +276,13 @@ NETS = [
     ("digits", "CNN residual 31", "cnn", lambda c: cnn(31, True, c)),
     ("recall", "Transformer pre-norm", "seq", lambda c: transformer(True, c)),
     ("recall", "Transformer post-norm", "seq", lambda c: transformer(False, c)),
-    ("recall", "LSTM 2 layers", "seq", lstm),
+    ("recall", "LSTM 2 layers", "seq", recurrent),
     ("recall", "Transformer without skips", "seq", plain_transformer),
     ("recall", "Transformer, head tied to N(0,1) embedding", "seq", tied_transformer),
+    ("recall", "Transformer without skips, 12 blocks", "seq", lambda c: plain_transformer(c, layers=12)),
+    ("recall", "Transformer without norms, 12 blocks", "seq", lambda c: unnormed_transformer(c, layers=12)),
+    ("recall", "Transformer without norms, 3x init", "seq", lambda c: unnormed_transformer(c, scale=3.0)),
+    ("recall", "tanh RNN 2 layers", "seq", lambda c: recurrent(c, "RNN")),
 ]
 FAST = {"MLP batch-relu", "CNN residual 31", "Transformer pre-norm"}
 LEARNING_RATES = {"mlp": (0.001, 0.01, 0.1), "cnn": (0.003, 0.03, 0.3), "seq": (1e-4, 3e-4, 1e-3)}
@@ -394,9 +435,12 @@ def plot(rows, path: str) -> None:
     for i, task in enumerate(tasks):
         group = [r for r in rows if r["task"] == task]
         xs = [SEVERITY[r["severity"]] + (i - len(tasks) / 2) * 0.08 for r in group]
-        ax.errorbar(xs, [r["loss"] / r["chance_loss"] for r in group],
-                    yerr=[r["loss_sd"] / r["chance_loss"] for r in group], fmt="o", label=task, capsize=2)
+        # a diverged run (loss far above chance, or infinite) is drawn at the top of the axis
+        ys = [min(r["loss"] / r["chance_loss"], CEILING) for r in group]
+        sds = [0.0 if y == CEILING else r["loss_sd"] / r["chance_loss"] for y, r in zip(ys, group)]
+        ax.errorbar(xs, ys, yerr=sds, fmt="o", label=task, capsize=2)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(-0.05, CEILING + 0.05)
     ax.set_xticks(range(4), list(SEVERITY))
     ax.set_xlabel("gradlint verdict at initialisation")
     ax.set_ylabel("final training loss / chance loss")

@@ -1,8 +1,9 @@
 """The report, assembled from what the probe measured and the captured graph's structure.
 
-Pure: no tensor and no torch op here.  ``probe.run`` measures (``Measured``: one ``Measure`` of plain
-numbers per node, the branch shares, what Y is) and hands over; this module decides nothing the rules
-decide, it only lays the numbers out as a ``ModelReport``.
+No model and no autograd here.  ``probe.run`` measures (``Measured``: one ``Measure`` of plain numbers
+per node, the branch shares, what Y is, and the per-sample sums behind the error bars) and hands over;
+this module decides nothing the rules decide, it only lays the numbers out as a ``ModelReport``.  Its
+only tensor arithmetic is the error bars' redraws of those per-sample sums (``errorbars``).
 """
 
 from __future__ import annotations
@@ -249,12 +250,16 @@ class Redrawn:
     gsc: dict[str, errorbars.Draws | None]
     collapse: dict[str, errorbars.CollapseDraws | None]
     shares: dict[tuple[str, str], errorbars.Draws]
+    batch: int = 0                   # samples the bootstrap resampled
+
+    def bar(self, d: errorbars.Draws | None) -> float | None:
+        return errorbars.half_width(d, self.batch)
 
     def layer_errors(self, i: str) -> dict:
         c = self.collapse.get(i)
-        return {"gsc_error": errorbars.half_width(self.gsc.get(i)),
-                "sign_diversity_error": errorbars.half_width(c.sign_diversity) if c else None,
-                "relative_spread_error": errorbars.half_width(c.relative_spread) if c else None}
+        return {"gsc_error": self.bar(self.gsc.get(i)),
+                "sign_diversity_error": self.bar(c.sign_diversity) if c else None,
+                "relative_spread_error": self.bar(c.relative_spread) if c else None}
 
 
 def _redraw(measured: Measured) -> Redrawn:
@@ -266,7 +271,7 @@ def _redraw(measured: Measured) -> Redrawn:
                             m.y_norm) for i, m in measured.measures.items() if m.gsc is not None}
     collapse = {i: errorbars.collapse(boot, m.collapse.items) for i, m in measured.measures.items()
                 if m.collapse is not None}
-    return Redrawn(gsc, collapse, _share_draws(boot, ps))
+    return Redrawn(gsc, collapse, _share_draws(boot, ps), ps.batch)
 
 
 def _share_draws(boot: errorbars.Bootstrap, ps: PerSample) -> dict[tuple[str, str], errorbars.Draws]:
@@ -299,14 +304,14 @@ def _summary_errors(graph: Graph, measured: Measured, redrawn: Redrawn, points: 
     c = {i: redrawn.collapse.get(i) for i, _ in nonlin}
     spread = [c[i] and c[i].relative_spread for i, has_spread in nonlin if has_spread]
     return {
-        "gsc_input_error": errorbars.half_width(redrawn.gsc.get(gi)) if gi else None,
-        "gsc_max_error": errorbars.half_width(errorbars.maximum([redrawn.gsc.get(i) for i in points])),
-        "explosion_rate_error": errorbars.half_width(errorbars.rate([st.depth[i] for i in fitted],
+        "gsc_input_error": redrawn.bar(redrawn.gsc.get(gi)) if gi else None,
+        "gsc_max_error": redrawn.bar(errorbars.maximum([redrawn.gsc.get(i) for i in points])),
+        "explosion_rate_error": redrawn.bar(errorbars.rate([st.depth[i] for i in fitted],
                                                                    [redrawn.gsc.get(i) for i in fitted])),
-        "effective_depth_error": errorbars.half_width(depth),
-        "min_sign_diversity_error": errorbars.half_width(errorbars.minimum([x and x.sign_diversity
+        "effective_depth_error": redrawn.bar(depth),
+        "min_sign_diversity_error": redrawn.bar(errorbars.minimum([x and x.sign_diversity
                                                                             for x in c.values()])),
-        "min_relative_spread_error": errorbars.half_width(errorbars.minimum(spread)),
+        "min_relative_spread_error": redrawn.bar(errorbars.minimum(spread)),
     }
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import torch.nn as nn
 
 from . import probe
+from .capture import tiers
 from .assemble import Subject
 from .inputs import ProbeInputs
 from .settings import Probe
@@ -40,10 +41,12 @@ def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: S
         return probed
     full = len(given.tensors()[0]) if given.tensors() and given.tensors()[0].dim() else 0
     half = batch // 2
-    graph = probed.graph if report.trace == "fx" else None       # an fx graph holds no batch size
-    summaries = [probe.run(model, _rows(given, full, lo, lo + half), subject, settings, graph,
-                                   bars=False).report.summary
-                 for lo in (0, half)]
+    facts = given.facts(model, settings.data_input or given.data_input)
+    summaries = []
+    for lo in (0, half):
+        rows = _rows(given, full, lo, lo + half)
+        graph = tiers.at_batch(model, rows, facts, probed.graph)
+        summaries.append(probe.run(model, rows, subject, settings, graph, bars=False).report.summary)
     widened = {}
     for k in FIGURES:
         value, error = getattr(s, k), getattr(s, k + "_error")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import assemble, capture, init, memory, ops, outputs, stats
+from . import assemble, capture, copies, init, memory, ops, outputs, stats
 from .assemble import Measure, Measured, Subject
 from .capture import Graph, Node
 from .capture.tiers import run as run_captured
@@ -218,7 +218,7 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
         no_grad = _backward(observer, ys, settings.draws, gen, graph.apart) if ys else True
     _finish(observer, y_norm, settings.draws)
     y_ps = _output_per_sample(observer, ys)
-    _mark_copies(observer, graph)
+    copies.mark(observer.weights, observer.measures)
     recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
                          source=subject.input_source)
     measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
@@ -303,35 +303,6 @@ def _cotangent(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> t
     u = torch.randn(shape, generator=gen, dtype=torch.float64)
     u = u * math.sqrt(u.numel() / float((u * u).sum()))
     return u.to(device=like.device, dtype=like.dtype)
-
-
-def _mark_copies(observer: Observer, graph: Graph) -> None:
-    """Layers whose weight equals an earlier layer's value for value, through a different parameter.
-
-    Weights are grouped by shape and a fingerprint of a few of their values, and compared in full only
-    within a group; constant weights (zero-initialised layers) and one parameter used twice (tying)
-    are not copies.
-    """
-    seen: dict[tuple, list[tuple[torch.Tensor, str]]] = {}
-    for node_id, w, label in observer.weights:
-        if w.numel() == 0:
-            continue
-        w = w.detach()
-        flat = w.reshape(-1)
-        sample = flat[:: max(1, flat.numel() // 16)][:16]
-        if bool((sample == flat[0]).all()) and bool((flat == flat[0]).all()):
-            continue  # a constant weight (zero-initialised): not a copy of anything
-        key = (tuple(w.shape), w.dtype, w.device, tuple(sample.tolist()))
-        group = seen.setdefault(key, [])
-        for other, other_label in group:
-            if other is w or other.data_ptr() == w.data_ptr():
-                break  # the same parameter again
-            if torch.equal(other, w):
-                observer.measures[node_id].copy_of = other_label
-                break
-        else:
-            group.append((w, label))
-    observer.weights.clear()
 
 
 def _trainable(model: nn.Module) -> dict[str, int]:

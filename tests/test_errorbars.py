@@ -131,3 +131,9 @@ def test_a_net_whose_samples_do_not_interact_is_not_probed_again(monkeypatch):
     assert len(calls) == 1
     gradlint.lint(paper.mlp("batch-tanh", 6, 16, 4), (torch.randn(64, 16),))
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize("dof, exact", [(3, 3.182), (7, 2.365), (15, 2.131), (63, 1.998), (10**6, 1.960)])
+def test_the_bar_s_quantile_is_student_s_t(dof, exact):
+    """Student's t 97.5% quantiles from a table: the bar of a batch of 8 is wider than 1.96 sigma."""
+    assert errorbars.quantile(dof) == pytest.approx(exact, abs=0.13 if dof == 3 else 0.01)

@@ -72,6 +72,15 @@ def tier_of(graph: Graph) -> Tier:
     return tier_classes()[graph.tier]()
 
 
+def at_batch(model: nn.Module, inputs: ProbeInputs, facts: InputFacts, graph: Graph) -> Graph | None:
+    """``graph``, captured from ``model``, for inputs of another batch size: what its tier recaptures (an
+    fx graph holds no batch size; an exported one is exported again); None when that fails."""
+    try:
+        return tier_of(graph).recapture(model, inputs, facts, graph)
+    except Exception:  # noqa: BLE001 - the caller captures from scratch
+        return None
+
+
 @dataclass
 class Captured:
     """One successful run: the observer that watched it, the model's output, the graph, and the inputs it
