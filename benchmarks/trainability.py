@@ -421,6 +421,15 @@ def summary(rows) -> str:
                  + (f" ({', '.join(r['task'] + '/' + r['net'] for r in false)})" if false else ""))
     quiet = [r for r in trains if SEVERITY[r["severity"]] <= 1]
     lines.append(f"nets that train at info or below: {len(quiet)} of {len(trains)}")
+    # a warning on a net that trains is still true when it trains worse: its final loss is above the best
+    # net's of its task by more than a tenth of chance
+    best = {t: min(r["loss"] for r in rows if r["task"] == t) for t in {r["task"] for r in rows}}
+    warned = [r for r in trains if r["severity"] == "warning"]
+    worse = [r for r in warned if r["loss"] > best[r["task"]] + 0.1 * r["chance_loss"]]
+    lines.append(f"nets that train flagged at warning: {len(warned)}, of which train worse than their task's best "
+                 f"net by more than a tenth of chance: {len(worse)}"
+                 + (" (" + ", ".join(f"{r['task']}/{r['net']} {r['loss']:.3f} vs {best[r['task']]:.3f}"
+                                     for r in warned) + ")" if warned else ""))
     return "\n".join(lines)
 
 

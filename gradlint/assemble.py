@@ -155,6 +155,7 @@ def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str],
             dead_fraction=c.dead_fraction if c else None, saturated_fraction=c.saturated_fraction if c else None,
             orthogonality_defect=m.defect, width=m.width, samples=c.samples if c else None,
             rectified=c.rectified if c else None, zero_input=c.zero if c else None,
+            zero_from_init=_zero_from_init(graph, measured, i) if c and c.zero else None,
             rms=m.norm / math.sqrt(m.numel) if m.numel else None, family=n.family,
             **_where(n, subject),
             weight=n.weight, copy_of=m.copy_of, bias_cancelled_by=n.bias_cancelled_by, library=n.library,
@@ -164,6 +165,30 @@ def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str],
             bypassed=i in bypassed, **redrawn.layer_errors(i),
         ))
     return layers
+
+
+def _zero_from_init(graph: Graph, measured: Measured, node: str) -> bool:
+    """Whether a node's all-zero input comes only from zero-initialised layers: layers whose output is
+    exactly zero from a non-zero input, so their (effective) weight and bias are zero, as a zeroed last
+    convolution of a residual branch, and trainable parameters that are all zero, as the gain of a
+    scaled-weight convolution that starts at zero.  Training moves those at its first step, so the
+    branch is not dead.  Walks back through the zero
+    values to where the zeros start; a zero made by an op that is no layer (a 'none' edge multiplying by
+    zero, a ReLU whose every input is negative) is a structural zero."""
+    ms, seen = measured.measures, set()
+    todo = [p for p in graph.nodes[node].preds if ms.get(p) is not None and ms[p].norm == 0]
+    if not todo:
+        return False
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        zeros = [p for p in graph.nodes[i].preds if ms.get(p) is not None and ms[p].norm == 0]
+        if not zeros and graph.nodes[i].kind != LAYER and graph.nodes[i].name not in measured.trainable:
+            return False
+        todo += zeros
+    return True
 
 
 def _blocks(graph: Graph, measured: Measured, subject: Subject) -> list[ResidualBlock]:
@@ -259,7 +284,8 @@ class Redrawn:
         c = self.collapse.get(i)
         return {"gsc_error": self.bar(self.gsc.get(i)),
                 "sign_diversity_error": self.bar(c.sign_diversity) if c else None,
-                "relative_spread_error": self.bar(c.relative_spread) if c else None}
+                "relative_spread_error": self.bar(c.relative_spread) if c else None,
+                "nonlinearity_error": self.bar(c.nonlinearity) if c else None}
 
 
 def _redraw(measured: Measured) -> Redrawn:

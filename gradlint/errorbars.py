@@ -107,10 +107,12 @@ def gsc(boot: Bootstrap, grad_ps: list, draws: int, value_ps, numel: int, y_ps, 
 class CollapseDraws:
     sign_diversity: Draws
     relative_spread: Draws
+    nonlinearity: Draws | None = None
 
 
 def collapse(boot: Bootstrap, items) -> CollapseDraws | None:
-    """A nonlinearity's sign diversity and relative spread, resampled (its sums per sample and unit)."""
+    """A nonlinearity's sign diversity, relative spread and pseudo-linearity score, resampled (its sums per
+    sample and unit)."""
     if items is None or items.count.shape[0] != boot.batch:
         return None
     n, s1, s2 = boot.sums(items.count), boot.sums(items.s1), boot.sums(items.s2)
@@ -123,7 +125,28 @@ def collapse(boot: Bootstrap, items) -> CollapseDraws | None:
     spread = torch.where(rms > 0, std / rms.clamp(min=1e-300), torch.full_like(rms, float("nan")))
     both = pos + neg
     sd = torch.where(both > 0, torch.minimum(pos, neg) / both.clamp(min=1), torch.zeros_like(pos)).mean(1)
-    return CollapseDraws(Draws(sd), Draws(spread))
+    return CollapseDraws(Draws(sd), Draws(spread), _nonlinearity(boot, items, n, mean, var))
+
+
+# A unit's variance below this fraction of its mean square is rounding, not spread (the figure's own
+# test is an exact zero, which sums of resampled float64 moments do not reproduce).
+ROUNDING = 1e-10
+
+
+def _nonlinearity(boot: Bootstrap, items, n, mean, var) -> Draws | None:
+    """1 - corr(x, phi(x))^2 per unit, mean over units whose input varies, resampled: from the sums of x,
+    y, x^2, y^2 and x*y per sample and unit (``stats.Items``)."""
+    if items.xy is None:
+        return None
+    y1, y2, xy = boot.sums(items.y1) / n, boot.sums(items.y2) / n, boot.sums(items.xy) / n
+    vy = (y2 - y1 * y1).clamp(min=0)
+    cov = xy - mean * y1
+    live = var > ROUNDING * (var + mean * mean)
+    varies = vy > ROUNDING * y2
+    unexplained = (vy - cov * cov / var.clamp(min=1e-300)).clamp(min=0)
+    score = torch.where(varies, unexplained / vy.clamp(min=1e-300), torch.zeros_like(vy)).clamp(0, 1)
+    units = live.sum(1)
+    return Draws(torch.where(units > 0, (score * live).sum(1) / units.clamp(min=1), torch.full_like(vy[:, 0], math.nan)))
 
 
 def minimum(draws: list[Draws | None]) -> Draws | None:

@@ -3,10 +3,10 @@
 In a model with BatchNorm in training mode (the probe's mode) every sample's output depends on the
 batch's statistics, so the figures are functions of the batch size and not only noisy estimates: the
 batch-ReLU MLP's GSC is about 1.2e4 at 64 samples and 5e3 at 640.  A bootstrap over one batch cannot see
-that.  The probe therefore measures the two halves of the batch as batches of their own; with a shift
-that goes as 1/B, f(B) - f(infinity) is about f(B/2) - f(B), so each headline figure's error bar is
-widened by |mean of the halves' figures - figure| (docs/metrics.md, "Error bars").  Only the summary's
-figures are widened; per-layer bars stay the bootstrap's.
+that.  With a shift that goes as 1/B, f(B) - f(infinity) is about f(B/2) - f(B), so each headline
+figure's error bar is widened by |f(B/2) - f(B)|, f(B/2) measured on the first half of the batch as a
+batch of its own: one more probe of half the size, without error bars of its own (docs/metrics.md,
+"Error bars").  Only the summary's figures are widened; per-layer bars stay the bootstrap's.
 """
 
 from __future__ import annotations
@@ -42,21 +42,20 @@ def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: S
     full = len(given.tensors()[0]) if given.tensors() and given.tensors()[0].dim() else 0
     half = batch // 2
     facts = given.facts(model, settings.data_input or given.data_input)
-    summaries = []
-    for lo in (0, half):
-        rows = _rows(given, full, lo, lo + half)
-        graph = tiers.at_batch(model, rows, facts, probed.graph)
-        summaries.append(probe.run(model, rows, subject, settings, graph, bars=False).report.summary)
+    rows = _first(given, full, half)
+    graph = tiers.at_batch(model, rows, facts, probed.graph)
+    halved = probe.run(model, rows, subject, settings, graph, bars=False).report.summary
     widened = {}
     for k in FIGURES:
         value, error = getattr(s, k), getattr(s, k + "_error")
-        halves = [getattr(h, k) for h in summaries]
-        if value is None or error is None or any(v is None for v in halves):
+        at_half = getattr(halved, k)
+        if value is None or error is None or at_half is None:
             continue
-        widened[k + "_error"] = error + abs(sum(halves) / len(halves) - value)
+        widened[k + "_error"] = error + abs(at_half - value)
     return dataclasses.replace(probed, report=dataclasses.replace(report, summary=dataclasses.replace(s, **widened)))
 
 
-def _rows(given: ProbeInputs, full: int, lo: int, hi: int) -> ProbeInputs:
-    """Samples ``lo:hi`` of every input whose dim 0 is the batch; other inputs (a shared mask) as they are."""
-    return given.map(lambda x: x[lo:hi] if x.dim() and x.shape[0] == full else x)
+def _first(given: ProbeInputs, full: int, n: int) -> ProbeInputs:
+    """The first ``n`` samples of every input whose dim 0 is the batch; other inputs (a shared mask) as
+    they are."""
+    return given.map(lambda x: x[:n] if x.dim() and x.shape[0] == full else x)

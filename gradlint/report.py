@@ -38,6 +38,7 @@ class Layer:
     samples: int | None = None        # samples per unit behind the collapse statistics (batch x positions)
     rectified: bool | None = None     # the pre-activation has no negative value (a ReLU of a ReLU output)
     zero_input: bool | None = None    # the pre-activation is exactly zero on every sample (a dead branch)
+    zero_from_init: bool | None = None  # ... and those zeros come from zero-initialised layers: not dead
     rms: float | None = None          # root mean square of the node's output (its activation scale at init)
     family: str | None = None         # nonlinearity family: relu | saturating | smooth
     path: str | None = None           # where the layer is defined (its module's construction), else called
@@ -54,9 +55,11 @@ class Layer:
     side: str | None = None           # off the data path: the side input (timestep, label, encoder memory) it comes from
     nested: bool = False              # on the spine inside a skip's span (a U-Net's inner path): skips bypass it
     bypassed: bool = False            # inside a residual branch, or reading a residual sum: a skip carries the data past
-    gsc_error: float | None = None    # error bars (about 95%: docs/metrics.md) of gsc, sign_diversity, relative_spread
+    gsc_error: float | None = None    # error bars (about 95%: docs/metrics.md) of gsc, sign_diversity, relative_spread,
+                                      # nonlinearity
     sign_diversity_error: float | None = None
     relative_spread_error: float | None = None
+    nonlinearity_error: float | None = None
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that

@@ -75,13 +75,17 @@ class Collapse:
 @dataclass(frozen=True)
 class Items:
     """Per sample of the batch (rows) and unit (columns), float64: the values behind the statistics
-    (positions of a sample summed), the sums of x and x^2 and the counts above and below zero.  Rows of
-    samples a subsample skipped are zero."""
+    (positions of a sample summed), the sums of x and x^2 and the counts above and below zero, and, where
+    the output y = phi(x) was seen, the sums of y, y^2 and x*y.  Rows of samples a subsample skipped are
+    zero."""
     count: torch.Tensor
     s1: torch.Tensor
     s2: torch.Tensor
     pos: torch.Tensor
     neg: torch.Tensor
+    y1: torch.Tensor | None = None
+    y2: torch.Tensor | None = None
+    xy: torch.Tensor | None = None
 
 
 # Statistics per unit need no more samples than this (sign diversity's noise floor is then within 0.005
@@ -130,6 +134,7 @@ def collapse(
     ``per_sample``: dim 0 is the batch; keep the sums per sample for the bootstrap (``Items``).
     """
     x = _working(x.detach())
+    y = y.detach() if y is not None else None
     if x.dim() == 0:
         x = x.reshape(1)
     zero = not bool(x.any())
@@ -158,22 +163,27 @@ def collapse(
         flat = ((x <= lo) | (x >= hi)).sum(dims).double() / samples
         saturated_fraction = float((flat > 0.99).double().mean())
     rectified = bool(int(neg.sum()) == 0 and int(pos.sum()) > 0)
-    items = _items(x, channels_first, shape) if per_sample and len(shape) >= 2 else None
+    items = (_items(x, y if y is not None and y.shape == x.shape else None, channels_first, shape)
+             if per_sample and len(shape) >= 2 else None)
     return Collapse(preact_std, relative_spread, sign_diversity, nonlinearity, dead_fraction,
                     saturated_fraction, units, samples, rectified, zero, items)
 
 
-def _items(x: torch.Tensor, channels_first: bool, shape: torch.Size) -> Items | None:
+def _items(x: torch.Tensor, y: torch.Tensor | None, channels_first: bool, shape: torch.Size) -> Items | None:
     """``collapse``'s sums per sample of the batch (dim 0 of the tensor before ``_subsample``, whose
-    ``shape`` is given), so that every row of the subsampled view ``x`` lands on the sample it came from."""
+    ``shape`` is given), so that every row of the subsampled view ``x`` (and ``y``) lands on the sample it
+    came from."""
     batch = shape[0]
     if channels_first and x.dim() >= 3:
         positions = math.prod(shape[2:])
         stride = 1 if batch * positions <= MAX_SAMPLES else -(-batch // max(1, MAX_SAMPLES // positions))
         index = torch.arange(x.shape[0]) * stride
-        per = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2).double()   # (picked, positions, units)
-        sums = [torch.full((per.shape[0], per.shape[2]), float(per.shape[1]), dtype=torch.float64),
-                per.sum(1), (per * per).sum(1), (per > 0).sum(1).double(), (per < 0).sum(1).double()]
+
+        def units_last(t):                                  # (picked, positions, units)
+            return t.reshape(t.shape[0], t.shape[1], -1).transpose(1, 2).double()
+        per, out = units_last(x), units_last(y) if y is not None else None
+        sums = [torch.full((per.shape[0], per.shape[2]), float(per.shape[1]), dtype=torch.float64)]
+        sums += [v.sum(1) for v in _moments(per, out)[1:]]
         return Items(*(torch.zeros(batch, per.shape[2], dtype=torch.float64).index_copy_(0, index, v.cpu())
                        for v in sums))
     flat = x.reshape(-1, x.shape[-1])
@@ -181,9 +191,15 @@ def _items(x: torch.Tensor, channels_first: bool, shape: torch.Size) -> Items | 
     stride = 1 if flat.shape[0] == rows else -(-rows // MAX_SAMPLES)
     sample = torch.arange(flat.shape[0]) * stride // max(1, rows // batch)
     d = flat.double()
-    parts = [torch.ones_like(d), d, d * d, (d > 0).double(), (d < 0).double()]
+    parts = _moments(d, y.reshape(flat.shape).double() if y is not None else None)
     return Items(*(torch.zeros(batch, flat.shape[1], dtype=torch.float64).index_add_(0, sample, v.cpu())
                    for v in parts))
+
+
+def _moments(d: torch.Tensor, out: torch.Tensor | None) -> list[torch.Tensor]:
+    """Per element: 1, x, x^2, [x > 0], [x < 0], and with the output y = phi(x): y, y^2, x*y."""
+    parts = [torch.ones_like(d), d, d * d, (d > 0).double(), (d < 0).double()]
+    return parts + ([out, out * out, d * out] if out is not None else [])
 
 
 def _sign_counts(x: torch.Tensor, dims: tuple[int, ...], samples: int) -> tuple[torch.Tensor, torch.Tensor]:

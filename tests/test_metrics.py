@@ -521,3 +521,42 @@ def test_same_model_and_inputs_give_identical_reports(draws):
     assert first == second
     other_seed = gradlint.lint(model, x, draws=draws, seed=1)
     assert other_seed.report != first.report
+
+
+class _GainConv(nn.Module):
+    """A convolution with a per-channel gain on its weight, as timm's ScaledStdConv2d: the parameter the
+    probe sees (weight) is non-zero, the effective weight is zero while the gain is."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels, channels, 3, 3) * 0.1)
+        self.gain = nn.Parameter(torch.zeros(channels, 1, 1, 1))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.gain, padding=1)
+
+
+class _ZeroSources(nn.Module):
+    """Three nonlinearities that read zeros: behind a zero-gain convolution (training moves the gain),
+    behind a 'none' edge (x * 0), and behind a ReLU whose every input is negative."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gained = nn.Conv2d(4, 4, 3, padding=1), _GainConv(4)
+        self.after_gain, self.after_none, self.after_dead = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.dead, self.fc = nn.ReLU(), nn.Conv2d(4, 4, 1, bias=False)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        gated = self.after_gain(self.gained(h))
+        none = self.after_none(h * 0.0)
+        dead = self.after_dead(self.fc(self.dead(-h - 1.0)))
+        return h + gated + none + dead
+
+
+def test_zeros_from_zero_initialised_layers_are_told_from_structural_zeros():
+    report = gradlint.lint(_ZeroSources(), (gaussian(8, 4, 6, 6, seed=0),)).report
+    zero = {x.name: x.zero_from_init for x in report.layers if x.zero_input}
+    assert zero == {"after_gain": True, "after_none": False, "after_dead": False}
+    assert [f for f in gradlint.lint(_ZeroSources(), (gaussian(8, 4, 6, 6, seed=0),)).findings
+            if f.code == "GL206" and "after_gain" in f.message] == []

@@ -3,6 +3,7 @@ benchmark script the README and the docs name still starts (a script that calls 
 in the README's instructions)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -55,3 +56,21 @@ def test_every_benchmark_script_starts():
     assert set(started) == set(files)
     assert {f: s for f, s in started.items() if s not in ("usage", "imported")} == {}
     assert started["benchmarks/realworld_training.py"] == "imported"   # the training evidence's module
+
+
+def test_the_trainability_benchmark_s_fast_mode_lints_trains_and_scores(tmp_path):
+    """CI's run of the trainability benchmark: one net per family, one seed and rate, 30 steps. The verdict,
+    the training outcome and the summary lines all come out, and the JSON rows hold both."""
+    out = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, "benchmarks/trainability.py", "--fast", "--workers", "1", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import trainability
+    assert {r["net"] for r in rows} == trainability.FAST and len(rows) == 4     # the batch-ReLU MLP on two tasks
+    for r in rows:
+        assert r["severity"] in ("clean", "info", "warning", "error") and r["loss"] > 0 and 0 <= r["accuracy"] <= 1
+    assert "nets that fail to train flagged at warning or above:" in proc.stdout
+    assert "nets that train flagged as error:" in proc.stdout

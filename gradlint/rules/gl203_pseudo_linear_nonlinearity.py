@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..report import Layer, ModelReport
 from . import examples as ex
-from .base import collapsed, fmt
+from .base import collapsed, fmt, fmt_bar
 from .collapsing import CollapseRule
 from .examples import randn, seeded_torch
 
@@ -102,7 +102,7 @@ class PseudoLinear(CollapseRule):
                   if total > len(run) else "")
         what = (f"{len(run)} nonlinearities in a row are pseudo-linear ({run[0].name}..{run[-1].name}): their layers "
                 f"compose into one linear map, {len(run)} layers of depth lost; lowest 1 - corr^2 = "
-                f"{fmt(worst.nonlinearity)} at {worst.name} ({worst.op}){std}")
+                f"{fmt_bar(worst.nonlinearity, worst.nonlinearity_error)} at {worst.name} ({worst.op}){std}")
         yield self.finding(
             report, layer=worst, value=float(len(run)),
             threshold=float(self.opts["warning"]),
