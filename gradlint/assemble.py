@@ -58,6 +58,7 @@ class Measure:
     gsc: float | None = None
     operands: tuple[float | None, ...] = ()   # a merge or a shift: the norm of each operand, in the order of its preds
     operand_sizes: tuple[int, ...] = ()       # ... and its elements (a broadcast operand has fewer)
+    reach: object = None                      # a recurrent layer's gradient through time (recurrence.Reach)
 
 
 @dataclass
@@ -163,6 +164,8 @@ def _layers(graph: Graph, measured: Measured, subject: Subject, spine: set[str],
             spine_point=i in points, head=i in head, gate=i in graph.gates,
             side=graph.nodes[st.side[i]].name if i in st.side else None, nested=i in st.nested and i in spine,
             bypassed=i in bypassed, **redrawn.layer_errors(i),
+            time_steps=m.reach.steps if m.reach else None, time_reach=m.reach.reach if m.reach else None,
+            time_rate=m.reach.rate if m.reach else None,
         ))
     return layers
 
@@ -293,11 +296,17 @@ def _redraw(measured: Measured) -> Redrawn:
     if ps is None or ps.batch is None or ps.batch < 2:
         return Redrawn({}, {}, {})
     boot = errorbars.Bootstrap(ps.batch, measured.probe.seed + 2)
-    gsc = {i: errorbars.gsc(boot, m.grad_ps, ps.draws, m.value_ps, m.numel, ps.y_ps, m.draw_sums, m.norm or 0.0,
-                            m.y_norm) for i, m in measured.measures.items() if m.gsc is not None}
+    gsc = errorbars.gsc_all(boot, {i: (m.grad_ps, m.value_ps, m.numel, m.draw_sums, m.norm or 0.0)
+                                   for i, m in measured.measures.items() if m.gsc is not None},
+                            ps.draws, ps.y_ps, _y_norm(measured))
     collapse = {i: errorbars.collapse(boot, m.collapse.items) for i, m in measured.measures.items()
                 if m.collapse is not None}
     return Redrawn(gsc, collapse, _share_draws(boot, ps), ps.batch)
+
+
+def _y_norm(measured: Measured) -> float:
+    """||Y|| the GSCs were taken relative to (the same for every node)."""
+    return next((m.y_norm for m in measured.measures.values() if m.gsc is not None and m.y_norm), 0.0)
 
 
 def _share_draws(boot: errorbars.Bootstrap, ps: PerSample) -> dict[tuple[str, str], errorbars.Draws]:

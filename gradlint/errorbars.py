@@ -91,16 +91,31 @@ def gsc(boot: Bootstrap, grad_ps: list, draws: int, value_ps, numel: int, y_ps, 
         norm: float, y_norm: float) -> Draws | None:
     """A node's GSC redrawn.  ``grad_ps``: its squared gradient per sample, one tensor per hook call
     (summed over draws); ``draw_sums``: its squared gradient per draw."""
-    if not grad_ps or y_norm <= 0 or numel == 0:
-        return None
-    batch = None
-    if all(g is not None for g in grad_ps) and value_ps is not None and y_ps is not None:
-        s = sum(grad_ps) / draws
-        batch = (boot.sums(s) / numel).sqrt() * boot.sums(value_ps).sqrt() / boot.sums(y_ps).sqrt()
-    per_draw = None
-    if draws > 1 and len(draw_sums) == draws:
-        per_draw = (torch.tensor(draw_sums, dtype=torch.float64) / numel).sqrt() * norm / y_norm
-    return Draws(batch, per_draw)
+    return gsc_all(boot, {"": (grad_ps, value_ps, numel, draw_sums, norm)}, draws, y_ps, y_norm).get("")
+
+
+def gsc_all(boot: Bootstrap, nodes: dict, draws: int, y_ps, y_norm: float) -> dict[str, Draws | None]:
+    """``gsc`` for every node at once (``nodes``: node -> (grad_ps, value_ps, numel, draw_sums, norm)):
+    the per-sample sums of all nodes side by side, so the resampling is two matrix products."""
+    out: dict[str, Draws | None] = {}
+    whole = []
+    for k, (grad_ps, value_ps, numel, draw_sums, norm) in nodes.items():
+        if not grad_ps or y_norm <= 0 or numel == 0:
+            out[k] = None
+            continue
+        per_draw = None
+        if draws > 1 and len(draw_sums) == draws:
+            per_draw = (torch.tensor(draw_sums, dtype=torch.float64) / numel).sqrt() * norm / y_norm
+        out[k] = Draws(None, per_draw)
+        if all(g is not None for g in grad_ps) and value_ps is not None and y_ps is not None:
+            whole.append((k, sum(grad_ps) / draws / numel, value_ps))
+    if whole:
+        grads = boot.sums(torch.stack([g for _, g, _ in whole], 1))
+        values = boot.sums(torch.stack([v for _, _, v in whole], 1))
+        batch = grads.sqrt() * values.sqrt() / boot.sums(y_ps).sqrt().unsqueeze(1)
+        for j, (k, _, _) in enumerate(whole):
+            out[k] = Draws(batch[:, j], out[k].draws)
+    return out
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import assemble, capture, copies, init, memory, ops, outputs, stats
+from . import assemble, capture, copies, init, memory, ops, outputs, recurrence, stats
 from .assemble import Measure, Measured, Subject
 from .capture import Graph, Node
 from .capture.tiers import run as run_captured
@@ -82,6 +82,8 @@ class Observer:
                     self._defects[id(weight)] = stats.orthogonality_defect(weight)
                 m.defect = self._defects[id(weight)]
                 self.weights.append((node.id, weight, node.weight or node.name))
+            if isinstance(module, nn.RNNBase) and not self.quiet:
+                m.reach = recurrence.measure(module, x_in)
         if (node.kind == ops.NONLINEARITY and isinstance(x_in, torch.Tensor) and x_in.is_floating_point()
                 and not m.nonfinite):
             m.collapse = stats.collapse(x_in, out, bool(m.units_first), node.family == ops.RELU, node.saturation,

@@ -60,6 +60,9 @@ class Layer:
     sign_diversity_error: float | None = None
     relative_spread_error: float | None = None
     nonlinearity_error: float | None = None
+    time_steps: int | None = None      # a recurrent layer: the steps of the sequence it read
+    time_reach: float | None = None    # ... the gradient its first step receives against its last step's
+    time_rate: float | None = None     # ... and that gradient's factor per step back in time
 
 
 # A branch clearly larger than its skip (dilution k < 0.9) dominates the block (a branch and a skip that

@@ -560,3 +560,48 @@ def test_zeros_from_zero_initialised_layers_are_told_from_structural_zeros():
     assert zero == {"after_gain": True, "after_none": False, "after_dead": False}
     assert [f for f in gradlint.lint(_ZeroSources(), (gaussian(8, 4, 6, 6, seed=0),)).findings
             if f.code == "GL206" and "after_gain" in f.message] == []
+
+
+class _Recurrent(nn.Module):
+    """A recurrent layer as models hold one: its output sequence is the model's output."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)[0]
+
+
+@pytest.mark.parametrize("cell, batch_first", [("RNN", True), ("LSTM", False), ("GRU", True)])
+def test_the_gradient_through_time_is_that_of_the_exact_jacobian(cell, batch_first):
+    """time_reach^2 estimates ||dh_T/dx_0||_F^2 / ||dh_T/dx_{T-1}||_F^2 summed over the batch, here
+    computed exactly from each sample's Jacobian of the layer's last output (samples do not interact);
+    the one-cotangent estimate's noise over 128 samples and 16 units is a few percent."""
+    torch.manual_seed(0)
+    layer = getattr(nn, cell)(6, 16, batch_first=batch_first)
+    steps, batch = 7, 128
+    time_dim, batch_dim = (1, 0) if batch_first else (0, 1)
+    x = gaussian(batch, steps, 6, seed=1) if batch_first else gaussian(steps, batch, 6, seed=1)
+    (measured,) = [x for x in gradlint.lint(_Recurrent(layer), (x,)).report.layers if x.time_steps is not None]
+    ref = copy.deepcopy(layer).double()
+    per_step = torch.zeros(steps, dtype=torch.float64)
+    for b in range(batch):
+        xb = x.double().narrow(batch_dim, b, 1)
+        jb = jacobian(lambda v: ref(v)[0].select(time_dim, steps - 1), xb, vectorize=True)   # (1, 16, *xb.shape)
+        per_step += jb.pow(2).sum(dim=[d for d in range(jb.dim()) if d != 2 + time_dim])
+    exact = math.sqrt(float(per_step[0] / per_step[-1]))
+    assert measured.time_steps == steps
+    assert measured.time_reach == pytest.approx(exact, rel=0.15)
+    assert measured.time_rate == pytest.approx(measured.time_reach ** (1 / (steps - 1)), rel=1e-12)
+
+
+def test_a_plain_rnn_forgets_faster_than_an_lstm():
+    torch.manual_seed(0)
+    reach = {}
+    for cell in ("RNN", "LSTM"):
+        layer = getattr(nn, cell)(64, 64, batch_first=True)
+        (rec,) = [x for x in gradlint.lint(_Recurrent(layer), (gaussian(64, 12, 64, seed=2),)).report.layers
+                  if x.time_steps]
+        reach[cell] = rec.time_reach
+    assert reach["RNN"] < 0.3 * reach["LSTM"]

@@ -81,7 +81,8 @@ class _Recorder:
 
     def pre_hook(self, module, args):
         row = ops.of_module(module)
-        if row is not None and row.kind == ops.NONLINEARITY and args and isinstance(args[0], torch.Tensor):
+        if (row is not None and (row.kind == ops.NONLINEARITY or isinstance(module, nn.RNNBase)) and args
+                and isinstance(args[0], torch.Tensor)):
             x = args[0].detach()
             self.pending[id(module)] = x.clone() if ops.module_is_inplace(module) else x
 

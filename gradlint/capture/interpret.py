@@ -3,7 +3,8 @@ passes, dropout is the identity, and in-place writes cannot corrupt what the obs
 
 The observer protocol (``gradlint.probe.Observer`` implements it), all it is told about a graph:
 
-- ``observe(node, out, x_in, weight, module)``: a node's value; returns the value to hand on;
+- ``observe(node, out, x_in, weight, module)``: a node's value (``x_in``: a nonlinearity's or a layer's
+  first input); returns the value to hand on;
 - ``count(value)``: a value's bytes, for the memory budget (may raise ``memory.OverBudget``);
 - ``operands(node, values)``: the values a merge or a shift reads, in the order of ``node.preds``;
 - ``alias(key, out)``: one side of a split's start (``ALIAS_META``), for the branch shares;
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
+import torch.nn as nn
 
 from .. import ops
 from .base import ALIAS_META, META, Graph, Node
@@ -26,11 +28,12 @@ from .classify import weight_argument
 class Interpreter(fx.Interpreter):
     """Runs a captured graph, handing every value to the observer; dropout is the identity."""
 
-    def __init__(self, graph: Graph, observer, aten: bool):
+    def __init__(self, graph: Graph, observer, aten: bool, model: nn.Module | None = None):
         super().__init__(graph.root, graph=graph.fx_graph)
         self.captured = graph
         self.observer = observer
         self.aten = aten
+        self.model = model          # the user's model (an exported graph's module paths name its submodules)
         self.kept = {name for start, end, operands in graph.apart for name in (start, end, *operands)}
 
     def run_node(self, n: fx.Node):
@@ -65,11 +68,10 @@ class Interpreter(fx.Interpreter):
             self.observer.operands(desc, _operand_values(n, self.fetch_args_kwargs_from_env(n)))
         if desc.kind in (ops.NONLINEARITY, ops.LAYER):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            if desc.kind == ops.NONLINEARITY:
-                first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-                if first is not None:
-                    x_in = first.detach().clone() if desc.inplace else first.detach()
-            elif desc.weight_arg is not None:
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            if first is not None:      # a nonlinearity's input (its domain), a recurrent layer's (its time axis)
+                x_in = first.detach().clone() if desc.inplace else first.detach()
+            if desc.kind == ops.LAYER and desc.weight_arg is not None:
                 weight = weight_argument(_Bound(args, kwargs), desc.weight_arg)
         out = super().run_node(n)
         self.observer.count(out)
@@ -77,10 +79,21 @@ class Interpreter(fx.Interpreter):
         if desc.kind == ops.LAYER and module is not None:
             # Read after the call: a parametrization or a weight-norm hook makes the weight the forward used.
             weight = ops.module_weight(module)
-        out = self.observer.observe(desc, out, x_in, weight, module)
+        out = self.observer.observe(desc, out, x_in, weight, module or self._recurrent(desc))
         if n.name in self.captured.written and isinstance(out, torch.Tensor):
             out = out.clone()
         return out
+
+    def _recurrent(self, desc: Node) -> nn.Module | None:
+        """The RNN, LSTM or GRU module an ATen recurrent op (torch.export's graph) belongs to, so that its
+        gradient through time is measured as under torch.fx."""
+        if desc.kind != ops.LAYER or desc.module is None:
+            return None
+        try:
+            module = (self.model or self.module).get_submodule(desc.module)
+        except AttributeError:
+            return None
+        return module if isinstance(module, nn.RNNBase) else None
 
     def _no_dropout(self, n: fx.Node):
         args, kwargs = self.fetch_args_kwargs_from_env(n)

@@ -50,7 +50,7 @@ class Tier:
     def run(self, model: nn.Module, graph: Graph | None, inputs: ProbeInputs, facts: InputFacts, observer,
             note: str | None) -> tuple[Graph, object]:
         """(the graph, the model's output) of one run under ``observer``."""
-        result = Interpreter(graph, observer, aten=self.name == EXPORT).run(*self.arguments(model, inputs))
+        result = Interpreter(graph, observer, aten=self.name == EXPORT, model=model).run(*self.arguments(model, inputs))
         return graph, result
 
     def failed(self, exc: BaseException, running: bool) -> str:

@@ -114,8 +114,15 @@ def _summary(r: TargetResult) -> Text:
         f"min sign diversity {fmt_bar(s.min_sign_diversity, s.min_sign_diversity_error)}, "
         f"min spread {fmt_bar(s.min_relative_spread, s.min_relative_spread_error)}, "
         f"min pre-act std {fmt(s.min_preact_std)}, mean orthogonality defect {fmt(s.mean_orthogonality_defect)}",
+        *_through_time(r.report.layers),
     ]
     return Text("\n".join("  " + x for x in lines))
+
+
+def _through_time(layers) -> list[str]:
+    """A recurrent layer's gradient through time (docs/metrics.md): what its first step receives."""
+    return [f"through time at {x.name}: the first of {x.time_steps} steps gets {fmt(x.time_reach)} of the last "
+            f"step's gradient ({x.time_rate:.3f}x per step)" for x in layers if x.time_reach is not None]
 
 
 def _residual_lines(blocks) -> list[str]:
