@@ -19,3 +19,10 @@ def __getattr__(name: str):
 
         return Inputs
     raise AttributeError(f"module 'gradlint' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext gradlint``: the ``%gradlint MODEL[, INPUTS]`` line magic (``gradlint.notebook``)."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)

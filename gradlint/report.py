@@ -250,6 +250,11 @@ class TargetResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view of a result: the HTML report (verdict, figures, findings, Fig. 1 panels)."""
+        from .render.html import result_html
+        return result_html(self)
+
     @classmethod
     def failed(cls, target: str, message: str, kind: str, traceback: str | None = None) -> TargetResult:
         """The result of a model that could not be analysed."""

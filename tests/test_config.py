@@ -195,7 +195,7 @@ def test_unknown_keys_are_errors_naming_the_file_the_full_key_and_a_suggestion(t
 
 @pytest.mark.parametrize("text, message", [
     ('fail-on = "fatal"', 'tool.gradlint.fail-on: "fatal" is not one of error, warning, info'),
-    ('output-format = "xml"', 'tool.gradlint.output-format: "xml" is not one of text, json, sarif, github, markdown'),
+    ('output-format = "xml"', 'tool.gradlint.output-format: "xml" is not one of text, json, sarif, github, markdown, html'),
     ('select = "GL1"', 'tool.gradlint.select: expected a list of rule codes or prefixes'),
     ('ignore = ["GL999"]', 'tool.gradlint.ignore: unknown rule code or prefix "GL999"'),
     ('extend-select = ["gl101"]', 'unknown rule code or prefix "gl101" (did you mean GL101?)'),

@@ -22,6 +22,7 @@ FORMATS = {
     "sarif": "SARIF 2.1.0, for code scanning",
     "github": "workflow annotations",
     "markdown": "a pull-request comment",
+    "html": "a page with the Fig. 1 panels; what a notebook shows",
 }
 
 

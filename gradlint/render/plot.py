@@ -23,6 +23,7 @@ figure registry are left alone.  The same call writes byte-identical files.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -89,10 +90,21 @@ def plot(series: Sequence[tuple[str, ModelReport]], path: str | os.PathLike) -> 
     if problem:
         raise PlotError(problem)
     path = Path(path)
-    suffix = path.suffix.lower()
     series = list(series)
     if not series:
         raise PlotError(f"--plot {path}: no analysed model to plot")
+    _draw(series, path, path.suffix.lower()[1:])
+
+
+def png(series: Sequence[tuple[str, ModelReport]]) -> bytes:
+    """The Fig. 1 panels as PNG bytes (a notebook's inline figure)."""
+    buffer = io.BytesIO()
+    _draw(list(series), buffer, "png")
+    return buffer.getvalue()
+
+
+def _draw(series: list[tuple[str, ModelReport]], destination, fmt: str) -> None:
+    """The Fig. 1 panels of ``series``, written to ``destination`` (a path or a binary file) as ``fmt``."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -135,11 +147,11 @@ def plot(series: Sequence[tuple[str, ModelReport]], path: str | os.PathLike) -> 
         axes[0].invert_xaxis()  # shared: input side left, output right
         fig.suptitle(SUPTITLE)
         fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
-        metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
+        metadata = {"Date": None} if fmt == "svg" else {"Software": None}
         try:
-            fig.savefig(path, format=suffix[1:], metadata=metadata)
+            fig.savefig(destination, format=fmt, metadata=metadata)
         except OSError as e:
-            raise PlotError(f"--plot {path}: {e.strerror or e}") from None
+            raise PlotError(f"--plot {destination}: {e.strerror or e}") from None
 
 
 def _finite(v: float | None) -> bool:
