@@ -387,3 +387,26 @@ def _enums(node):
     elif isinstance(node, list):
         for value in node:
             yield from _enums(value)
+
+
+def _finding(severity: str, i: int):
+    from gradlint.report import Finding
+    return Finding(code="GL101", name="exploding-gradients", severity=severity, message=f"m{i}", recommendation="r",
+                   layer=f"l{i}", value=None, threshold=None, path=None, line=None)
+
+
+def test_github_annotations_are_capped_per_type_with_a_roll_up_line():
+    """GitHub shows 10 annotations of each type per step and drops the rest silently: gradlint shows the
+    first 10 errors and warnings, 9 notices, and a notice that counts what was left out."""
+    from gradlint.render import Output
+    from gradlint.report import TargetResult
+    findings = ([_finding("error", i) for i in range(3)] + [_finding("warning", i) for i in range(25)]
+                + [_finding("info", i) for i in range(12)])
+    lines = github.render(Output([TargetResult("m.py:net", findings=tuple(findings))])).splitlines()
+    kinds = [line.split(" ", 1)[0] for line in lines]
+    assert kinds.count("::error") == 3 and kinds.count("::warning") == 10 and kinds.count("::notice") == 10
+    assert lines[-1].startswith("::notice title=gradlint%3A more findings::")
+    assert "18 more gradlint annotations not shown (15 warnings, 3 notices)" in lines[-1]
+    assert [line for line in lines if line.startswith("::warning")][-1].endswith("::m9%0Afix: r")
+    few = github.render(Output([TargetResult("m.py:net", findings=tuple(findings[:13]))])).splitlines()
+    assert len(few) == 13 and "more findings" not in few[-1]                 # under the cap: nothing rolled up

@@ -1,4 +1,5 @@
-"""``--format github``: GitHub Actions workflow commands, one annotation per finding.
+"""``--format github``: GitHub Actions workflow commands, one annotation per finding (at most ``CAP`` of
+each type, and a roll-up line for the rest).
 
     ::error file=examples/deep_mlp.py,line=13,title=gradlint GL101::GSC reaches 1.08e+04 ...%0Afix: ...
 
@@ -8,6 +9,8 @@ analysed is an ``::error`` on its file, without a line.  Escaping is the Actions
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from ..report import Finding, TargetResult
 from . import Output, message_and_fix, relative_to_root, target_file
@@ -40,12 +43,37 @@ def _failure(r: TargetResult, root) -> str:
                    title=f"gradlint {r.error.kind} error")
 
 
+# GitHub shows at most this many annotations of each type (error, warning, notice) for one step; the
+# rest are dropped without a word.  Past it, one notice says how many were left out and where they are.
+CAP = 10
+
+
 def render(output: Output) -> str:
-    lines = []
+    lines: list[tuple[str, str]] = []           # (command, line), in report order
     for r in output.results:
-        lines += [_finding(f, output.root) for f in r.findings]
+        lines += [(COMMAND[f.severity], _finding(f, output.root)) for f in r.findings]
         if not r.ok:
-            lines.append(_failure(r, output.root))
-    lines += [command("notice", why, file=target_file(target, output.root), title="gradlint skipped a module")
+            lines.append(("error", _failure(r, output.root)))
+    lines += [("notice", command("notice", why, file=target_file(target, output.root), title="gradlint skipped a module"))
               for target, why in output.skipped]
-    return "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in capped(lines))
+
+
+def capped(lines: list[tuple[str, str]]) -> list[str]:
+    """At most ``CAP`` lines of each command, in order; when some are left out, the last notice slot goes
+    to a roll-up line that counts them (the job summary and the SARIF upload list every finding)."""
+    total = Counter(name for name, _ in lines)
+    over = any(n > CAP for n in total.values())
+    room = {name: CAP - (over and name == "notice") for name in total}
+    shown, used = [], Counter()
+    for name, line in lines:
+        if used[name] < room[name]:
+            shown.append(line)
+        used[name] += 1
+    if over:
+        left = {name: n - room[name] for name, n in total.items() if n > room[name]}
+        counts = ", ".join(f"{n} {name}{'s' if n > 1 else ''}" for name, n in left.items())
+        shown.append(command("notice", f"{sum(left.values())} more gradlint annotations not shown ({counts}): GitHub "
+                             f"shows {CAP} of each type per step; the job summary and the SARIF report list them all",
+                             title="gradlint: more findings"))
+    return shown
