@@ -410,3 +410,18 @@ def test_github_annotations_are_capped_per_type_with_a_roll_up_line():
     assert [line for line in lines if line.startswith("::warning")][-1].endswith("::m9%0Afix: r")
     few = github.render(Output([TargetResult("m.py:net", findings=tuple(findings[:13]))])).splitlines()
     assert len(few) == 13 and "more findings" not in few[-1]                 # under the cap: nothing rolled up
+
+
+def test_annotations_from_the_sarif_report_are_those_of_the_github_format(at_root, tmp_path, capsys):
+    """The Action annotates from the SARIF report it uploads (one probe for both): the same commands, in the
+    same order and under the same cap, as --format github."""
+    output = Output(frozen_results(), OWN_RULES, at_root)
+    sarif_doc = json.loads(render("sarif", output))
+    assert github.from_sarif(sarif_doc) == render("github", output)
+    many = [_finding("warning", i) for i in range(14)]
+    output = Output([TargetResult("m.py:net", findings=tuple(many))], OWN_RULES, at_root)
+    assert github.from_sarif(json.loads(render("sarif", output))) == render("github", output)
+    report = tmp_path / "r.sarif"
+    report.write_text("{not json")
+    assert github.main([str(report)]) == 2
+    assert "not a readable SARIF report" in capsys.readouterr().err

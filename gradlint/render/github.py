@@ -54,8 +54,8 @@ def render(output: Output) -> str:
         lines += [(COMMAND[f.severity], _finding(f, output.root)) for f in r.findings]
         if not r.ok:
             lines.append(("error", _failure(r, output.root)))
-    lines += [("notice", command("notice", why, file=target_file(target, output.root), title="gradlint skipped a module"))
-              for target, why in output.skipped]
+    lines += [("notice", command("notice", why, file=target_file(target, output.root),
+                                 title="gradlint skipped a module")) for target, why in output.skipped]
     return "".join(line + "\n" for line in capped(lines))
 
 
@@ -77,3 +77,59 @@ def capped(lines: list[tuple[str, str]]) -> list[str]:
                              f"shows {CAP} of each type per step; the job summary and the SARIF report list them all",
                              title="gradlint: more findings"))
     return shown
+
+
+LEVEL = {"error": "error", "warning": "warning", "note": "notice", "none": "notice"}
+
+
+def from_sarif(doc: dict) -> str:
+    """The annotations of a SARIF report that gradlint wrote (``--format sarif``), capped as ``render``
+    caps them: a workflow that uploads the SARIF annotates the pull request from the same run, without
+    probing the models again.  Failed targets (tool execution notifications) are errors on their file."""
+    lines: list[tuple[str, str]] = []
+    for run in doc.get("runs", []):
+        for result in run.get("results", []):
+            name = LEVEL.get(result.get("level", "warning"), "warning")
+            file, line = _place(result)
+            lines.append((name, command(name, result["message"]["text"], file=file, line=line if file else None,
+                                        title=f"gradlint {result.get('ruleId', '')}".rstrip())))
+        for invocation in run.get("invocations", []):
+            for note in invocation.get("toolExecutionNotifications", []):
+                name = LEVEL.get(note.get("level", "error"), "error")
+                file, _ = _place(note)
+                kind = note.get("properties", {}).get("kind")
+                lines.append((name, command(name, note["message"]["text"], file=file,
+                                            title=f"gradlint {kind} error" if kind else "gradlint")))
+    return "".join(line + "\n" for line in capped(lines))
+
+
+def _place(item: dict) -> tuple[str | None, int | None]:
+    for location in item.get("locations", []):
+        physical = location.get("physicalLocation")
+        if physical:
+            return physical["artifactLocation"].get("uri"), physical.get("region", {}).get("startLine")
+    return None, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gradlint.render.github REPORT.sarif``: print the report's annotations (the Action's step)."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m gradlint.render.github REPORT.sarif\n")
+        return 2
+    try:
+        with open(args[0], encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"gradlint: error: {args[0]}: not a readable SARIF report ({exc}); write one with "
+                         "gradlint --format sarif --output FILE\n")
+        return 2
+    sys.stdout.write(from_sarif(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
