@@ -22,7 +22,7 @@ from .inputs import ProbeInputs
 from .settings import Probe
 
 FIGURES = ("gsc_input", "gsc_max", "explosion_rate", "effective_depth", "min_sign_diversity", "min_relative_spread")
-SMALLEST = 8        # a batch below this is not halved: four samples per BatchNorm is no batch statistic
+SMALLEST = 8        # a batch below this is not halved: fewer than 4 samples per BatchNorm is no batch statistic
 
 
 def couples_samples(model: nn.Module) -> bool:
