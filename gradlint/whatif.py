@@ -11,7 +11,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from . import capture, probe, sites
+from . import capture, halves, probe, sites
 from .assemble import Subject
 from .errors import GradlintError, one_line
 from .inputs import ProbeInputs
@@ -35,7 +35,9 @@ def run(model: nn.Module, given: ProbeInputs, change: str, graph: capture.Graph,
     variant_graph = capture.rebind(graph, variant)
     try:
         done = init.apply(variant, change, generator=torch.Generator().manual_seed(settings.seed), graph=variant_graph)
-        report = probe.run(variant, given, subject.variant(change), settings, graph=variant_graph).report
+        named = subject.variant(change)
+        report = halves.widen(probe.run(variant, given, named, settings, graph=variant_graph), variant, given, named,
+                              settings).report
     except GradlintError as exc:  # the change does not apply, or the copy cannot be probed
         return WhatIf(change, False, str(exc))
     findings, _ = judge(report, rules, context)

@@ -149,6 +149,8 @@ def test_a_net_whose_samples_do_not_interact_is_not_probed_again(monkeypatch):
     assert len(calls) == 1
     gradlint.lint(paper.mlp("batch-tanh", 6, 16, 4), (torch.randn(64, 16),))
     assert len(calls) == 3                                    # the batch, then its first half
+    gradlint.lint(paper.mlp("batch-tanh", 6, 16, 4), (torch.randn(64, 16),), what_if=("orthogonal",))
+    assert len(calls) == 7                                    # ... and so for the what-if copy
 
 
 @pytest.mark.parametrize("dof, exact", [(3, 3.182), (7, 2.365), (15, 2.131), (63, 1.998), (10**6, 1.960)])
