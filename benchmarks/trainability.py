@@ -170,9 +170,28 @@ def transformer(pre_norm: bool, classes: int, vocab: int = 8, width: int = 64, l
     return Net()
 
 
+def _token_classifier(block, classes: int, vocab: int, width: int, layers: int):
+    """Embedding and learned positions, ``layers`` blocks made by ``block()``, and a linear head reading the
+    last position: the frame the Transformers without skips or norms share."""
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, width)
+            self.pos = nn.Parameter(torch.randn(1, 12, width) * 0.02)
+            self.blocks = nn.Sequential(*(block() for _ in range(layers)))
+            self.head = nn.Linear(width, classes)
+
+        def forward(self, tokens):
+            return self.head(self.blocks(self.embed(tokens) + self.pos)[:, -1])
+
+    return Net()
+
+
 def plain_transformer(classes: int, vocab: int = 8, width: int = 64, layers: int = 6):
     """Transformer blocks with their skips removed: x = LN(attention(x)), x = LN(MLP(x))."""
-    import torch
     import torch.nn as nn
 
     class Block(nn.Module):
@@ -186,18 +205,7 @@ def plain_transformer(classes: int, vocab: int = 8, width: int = 64, layers: int
             x = self.ln1(self.attn(x, x, x, need_weights=False)[0])
             return self.ln2(self.mlp(x))
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(vocab, width)
-            self.pos = nn.Parameter(torch.randn(1, 12, width) * 0.02)
-            self.blocks = nn.Sequential(*(Block() for _ in range(layers)))
-            self.head = nn.Linear(width, classes)
-
-        def forward(self, tokens):
-            return self.head(self.blocks(self.embed(tokens) + self.pos)[:, -1])
-
-    return Net()
+    return _token_classifier(Block, classes, vocab, width, layers)
 
 
 def unnormed_transformer(classes: int, scale: float = 1.0, layers: int = 6, vocab: int = 8, width: int = 64):
@@ -216,18 +224,7 @@ def unnormed_transformer(classes: int, scale: float = 1.0, layers: int = 6, voca
             x = x + self.attn(x, x, x, need_weights=False)[0]
             return x + self.mlp(x)
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Embedding(vocab, width)
-            self.pos = nn.Parameter(torch.randn(1, 12, width) * 0.02)
-            self.blocks = nn.Sequential(*(Block() for _ in range(layers)))
-            self.head = nn.Linear(width, classes)
-
-        def forward(self, tokens):
-            return self.head(self.blocks(self.embed(tokens) + self.pos)[:, -1])
-
-    net = Net()
+    net = _token_classifier(Block, classes, vocab, width, layers)
     with torch.no_grad():
         for p in net.blocks.parameters():
             if p.dim() == 2:
