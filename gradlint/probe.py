@@ -35,7 +35,7 @@ class Observer:
     def __init__(self, keep: set[str] | None, budget: float | None = None, batch: int | None = None):
         self.keep = keep                  # spine point ids (None: every measured node), candidates for an anchor
         self.budget = budget              # bytes the forward's values may take before the batch is cut
-        self.batch = batch                # samples along dim 0 (None: a sequence-first model): the bootstrap's rows
+        self.batch = batch                # samples along dim 0, the bootstrap's rows (None: sequence-first, or no bars)
         self.used = 0.0
         self.measures: dict[str, Measure] = {}
         # The last non-zero spine point so far, kept in case the output is zero (a zero-initialised head):
@@ -201,7 +201,7 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     """Probe ``model`` on ``inputs`` with ``settings`` (resolved); the model is left exactly as it was.
     ``graph``: a graph captured from this model before (or rebound to it), so nothing is traced again.
     Without a batch size in the settings, the batch is cut when the probe's estimated memory exceeds half
-    of what is available (the report says so).  ``bars=False``: no error bars (their bootstrap skipped)."""
+    of what is available (the report says so).  ``bars=False``: no error bars (no per-sample sums kept)."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
@@ -211,7 +211,7 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     fit = memory.Fit(inputs, device if settings.batch_size is None else None)
     with preserved(model):
         probe_mode(model)
-        captured = run_captured(model, inputs, facts, _observer_for(model, fit), fit, settings.seed, graph)
+        captured = run_captured(model, inputs, facts, _observer_for(model, fit, bars), fit, settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
                                                   settings.model_output or inputs.model_output,
@@ -225,16 +225,16 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
                          source=subject.input_source)
     measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
                         anchor, no_grad and anchor is None, init.applicable(model, graph),
-                        assemble.PerSample(observer.batch, settings.draws, y_ps, observer.alias_sq, observer.alias_ps)
-                        if bars else None)
+                        assemble.PerSample(observer.batch, settings.draws, y_ps, observer.alias_sq, observer.alias_ps))
     return Probed(assemble.report(graph, measured, subject), graph)
 
 
-def _observer_for(model: nn.Module, fit: memory.Fit):
+def _observer_for(model: nn.Module, fit: memory.Fit, bars: bool = True):
     """A fresh observer for each run: the spine's points may anchor the GSC, the memory budget may cut the
-    batch, and the batch (dim 0, unless the model is sequence-first) is what the bootstrap resamples."""
+    batch, and the batch (dim 0, unless the model is sequence-first) is what the bootstrap resamples.
+    Without ``bars`` the observer keeps no per-sample sums at all (nothing would resample them)."""
     def make(g: Graph | None, inputs: ProbeInputs) -> Observer:
-        batch = None if sequence_first(model) else batch_size_of(model, inputs.tensors())
+        batch = None if not bars or sequence_first(model) else batch_size_of(model, inputs.tensors())
         return Observer(set(g.structure.spine) if g else None, fit.cap(), batch)
     return make
 
