@@ -279,16 +279,23 @@ class Redrawn:
     collapse: dict[str, errorbars.CollapseDraws | None]
     shares: dict[tuple[str, str], errorbars.Draws]
     batch: int = 0                   # samples the bootstrap resampled
+    _layer_bars: dict[str, dict] | None = None
 
     def bar(self, d: errorbars.Draws | None) -> float | None:
         return errorbars.half_width(d, self.batch)
 
     def layer_errors(self, i: str) -> dict:
-        c = self.collapse.get(i)
-        return {"gsc_error": self.bar(self.gsc.get(i)),
-                "sign_diversity_error": self.bar(c.sign_diversity) if c else None,
-                "relative_spread_error": self.bar(c.relative_spread) if c else None,
-                "nonlinearity_error": self.bar(c.nonlinearity) if c else None}
+        if self._layer_bars is None:        # every node's bars at once (``errorbars.half_widths``)
+            keys = sorted(set(self.gsc) | set(self.collapse))
+            per = [(self.gsc.get(i), *(getattr(self.collapse.get(i), f, None) for f in COLLAPSE_BARS))
+                   for i in keys]
+            widths = iter(errorbars.half_widths([d for row in per for d in row], self.batch))
+            self._layer_bars = {i: dict(zip(LAYER_BARS, widths)) for i in keys}
+        return self._layer_bars.get(i, dict.fromkeys(LAYER_BARS))
+
+
+COLLAPSE_BARS = ("sign_diversity", "relative_spread", "nonlinearity")
+LAYER_BARS = ("gsc_error",) + tuple(f + "_error" for f in COLLAPSE_BARS)
 
 
 def _redraw(measured: Measured) -> Redrawn:
@@ -299,8 +306,8 @@ def _redraw(measured: Measured) -> Redrawn:
     gsc = errorbars.gsc_all(boot, {i: (m.grad_ps, m.value_ps, m.numel, m.draw_sums, m.norm or 0.0)
                                    for i, m in measured.measures.items() if m.gsc is not None},
                             ps.draws, ps.y_ps, _y_norm(measured))
-    collapse = {i: errorbars.collapse(boot, m.collapse.items) for i, m in measured.measures.items()
-                if m.collapse is not None}
+    collapse = errorbars.collapse_all(boot, {i: m.collapse.items for i, m in measured.measures.items()
+                                             if m.collapse is not None})
     return Redrawn(gsc, collapse, _share_draws(boot, ps), ps.batch)
 
 

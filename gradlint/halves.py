@@ -5,8 +5,8 @@ batch's statistics, so the figures are functions of the batch size and not only 
 batch-ReLU MLP's GSC is about 1.2e4 at 64 samples and 5e3 at 640.  A bootstrap over one batch cannot see
 that.  With a shift that goes as 1/B, f(B) - f(infinity) is about f(B/2) - f(B), so each headline
 figure's error bar is widened by |f(B/2) - f(B)|, f(B/2) measured on the first half of the batch as a
-batch of its own: one more probe of half the size, without error bars of its own (docs/metrics.md,
-"Error bars").  Only the summary's figures are widened; per-layer bars stay the bootstrap's.
+batch of its own: one more probe of half the size that measures only what the summary's figures need
+(no error bars of its own; docs/metrics.md, "Error bars").  Only the summary's figures are widened; per-layer bars stay the bootstrap's.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: S
     facts = given.facts(model, settings.data_input or given.data_input)
     rows = _first(given, full, half)
     graph = tiers.at_batch(model, rows, facts, probed.graph)
-    halved = probe.run(model, rows, subject, settings, graph, bars=False).report.summary
+    halved = probe.run(model, rows, subject, settings, graph, summary_only=True).report.summary
     widened = {}
     for k in FIGURES:
         value, error = getattr(s, k), getattr(s, k + "_error")

@@ -32,7 +32,8 @@ _NO_INFINITY = frozenset({ops.LAYER, ops.NONLINEARITY, ops.NORM, ops.EMBEDDING})
 class Observer:
     """Reduces every value to statistics as it passes; keeps a tensor only where the backward needs it."""
 
-    def __init__(self, keep: set[str] | None, budget: float | None = None, batch: int | None = None):
+    def __init__(self, keep: set[str] | None, budget: float | None = None, batch: int | None = None,
+                 summary_only: bool = False):
         self.keep = keep                  # spine point ids (None: every measured node), candidates for an anchor
         self.budget = budget              # bytes the forward's values may take before the batch is cut
         self.batch = batch                # samples along dim 0, the bootstrap's rows (None: sequence-first, or no bars)
@@ -49,6 +50,7 @@ class Observer:
         self.kept: dict[str, torch.Tensor] = {}      # values of the splits measured apart (graph.apart)...
         self.kept_grad: dict[str, torch.Tensor] = {}  # ... and the gradient each received in the last pass
         self.quiet = False                            # True while measuring apart: the hooks record nothing
+        self.summary_only = summary_only              # only the headline figures are read (``run``)
         self._defects: dict[int, float | None] = {}
 
     def observe(self, node: Node, out, x_in=None, weight=None, module: nn.Module | None = None):
@@ -77,16 +79,17 @@ class Observer:
         m.nonfinite = math.isnan(m.norm) or (math.isinf(m.norm) and node.kind in _NO_INFINITY)
         if node.kind == ops.LAYER:
             m.width = None if units is None else int(units)
-            if isinstance(weight, torch.Tensor) and weight.is_floating_point():
+            if isinstance(weight, torch.Tensor) and weight.is_floating_point() and not self.summary_only:
                 if id(weight) not in self._defects:
                     self._defects[id(weight)] = stats.orthogonality_defect(weight)
                 m.defect = self._defects[id(weight)]
                 self.weights.append((node.id, weight, node.weight or node.name))
-            if isinstance(module, nn.RNNBase) and not self.quiet:
+            if isinstance(module, nn.RNNBase) and not (self.quiet or self.summary_only):
                 m.reach = recurrence.measure(module, x_in)
         if (node.kind == ops.NONLINEARITY and isinstance(x_in, torch.Tensor) and x_in.is_floating_point()
                 and not m.nonfinite):
-            m.collapse = stats.collapse(x_in, out, bool(m.units_first), node.family == ops.RELU, node.saturation,
+            m.collapse = stats.collapse(x_in, None if self.summary_only else out, bool(m.units_first),
+                                        node.family == ops.RELU, node.saturation,
                                         per_sample=self.batch is not None and x_in.dim() >= 2
                                         and x_in.shape[0] == self.batch)
         if not node.measured:
@@ -197,11 +200,14 @@ def probe_mode(model: nn.Module) -> None:
 
 
 def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe, graph: Graph | None = None,
-        bars: bool = True) -> Probed:
+        summary_only: bool = False) -> Probed:
     """Probe ``model`` on ``inputs`` with ``settings`` (resolved); the model is left exactly as it was.
     ``graph``: a graph captured from this model before (or rebound to it), so nothing is traced again.
     Without a batch size in the settings, the batch is cut when the probe's estimated memory exceeds half
-    of what is available (the report says so).  ``bars=False``: no error bars (no per-sample sums kept)."""
+    of what is available (the report says so).  ``summary_only``: only the summary's headline figures will
+    be read (the half-batch probe of ``halves``), so none of what feeds nothing else is measured: no error
+    bars (no per-sample sums), no orthogonality defects, pseudo-linearity scores, gradients through time,
+    copied layers or applicable init changes."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
@@ -211,7 +217,7 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     fit = memory.Fit(inputs, device if settings.batch_size is None else None)
     with preserved(model):
         probe_mode(model)
-        captured = run_captured(model, inputs, facts, _observer_for(model, fit, bars), fit, settings.seed, graph)
+        captured = run_captured(model, inputs, facts, _observer_for(model, fit, summary_only), fit, settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
                                                   settings.model_output or inputs.model_output,
@@ -220,22 +226,23 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
         no_grad = _backward(observer, ys, settings.draws, gen, graph.apart) if ys else True
     _finish(observer, y_norm, settings.draws)
     y_ps = _output_per_sample(observer, ys)
-    copies.mark(observer.weights, observer.measures)
+    if not summary_only:
+        copies.mark(observer.weights, observer.measures)
     recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
                          source=subject.input_source)
     measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
-                        anchor, no_grad and anchor is None, init.applicable(model, graph),
+                        anchor, no_grad and anchor is None, () if summary_only else init.applicable(model, graph),
                         assemble.PerSample(observer.batch, settings.draws, y_ps, observer.alias_sq, observer.alias_ps))
     return Probed(assemble.report(graph, measured, subject), graph)
 
 
-def _observer_for(model: nn.Module, fit: memory.Fit, bars: bool = True):
+def _observer_for(model: nn.Module, fit: memory.Fit, summary_only: bool = False):
     """A fresh observer for each run: the spine's points may anchor the GSC, the memory budget may cut the
     batch, and the batch (dim 0, unless the model is sequence-first) is what the bootstrap resamples.
-    Without ``bars`` the observer keeps no per-sample sums at all (nothing would resample them)."""
+    For a ``summary_only`` probe the observer keeps no per-sample sums at all (nothing resamples them)."""
     def make(g: Graph | None, inputs: ProbeInputs) -> Observer:
-        batch = None if not bars or sequence_first(model) else batch_size_of(model, inputs.tensors())
-        return Observer(set(g.structure.spine) if g else None, fit.cap(), batch)
+        batch = None if summary_only or sequence_first(model) else batch_size_of(model, inputs.tensors())
+        return Observer(set(g.structure.spine) if g else None, fit.cap(), batch, summary_only)
     return make
 
 

@@ -74,10 +74,10 @@ class Collapse:
 
 @dataclass(frozen=True)
 class Items:
-    """Per sample of the batch (rows) and unit (columns), float64: the values behind the statistics
-    (positions of a sample summed), the sums of x and x^2 and the counts above and below zero, and, where
-    the output y = phi(x) was seen, the sums of y, y^2 and x*y.  Rows of samples a subsample skipped are
-    zero."""
+    """Per sample of the batch (rows) and unit (columns): the values behind the statistics (positions of a
+    sample summed): the count of values (the same for every unit: one column), the sums of x and x^2 and
+    the counts above and below zero (float32: exact), and, where the output y = phi(x) was seen, the sums
+    of y, y^2 and x*y; float64 unless said.  Rows of samples a subsample skipped are zero."""
     count: torch.Tensor
     s1: torch.Tensor
     s2: torch.Tensor
@@ -182,23 +182,25 @@ def _items(x: torch.Tensor, y: torch.Tensor | None, channels_first: bool, shape:
         def units_last(t):                                  # (picked, positions, units)
             return t.reshape(t.shape[0], t.shape[1], -1).transpose(1, 2).double()
         per, out = units_last(x), units_last(y) if y is not None else None
-        sums = [torch.full((per.shape[0], per.shape[2]), float(per.shape[1]), dtype=torch.float64)]
-        sums += [v.sum(1) for v in _moments(per, out)[1:]]
-        return Items(*(torch.zeros(batch, per.shape[2], dtype=torch.float64).index_copy_(0, index, v.cpu())
-                       for v in sums))
+        sums = [torch.full((per.shape[0], 1), float(per.shape[1]), dtype=torch.float64)]
+        sums += [v.sum(1) for v in _moments(per, out)]
+        return Items(*(torch.zeros(batch, v.shape[1], dtype=v.dtype).index_copy_(0, index, v.cpu()) for v in sums))
     flat = x.reshape(-1, x.shape[-1])
     rows = math.prod(shape[:-1])
     stride = 1 if flat.shape[0] == rows else -(-rows // MAX_SAMPLES)
     sample = torch.arange(flat.shape[0]) * stride // max(1, rows // batch)
     d = flat.double()
-    parts = _moments(d, y.reshape(flat.shape).double() if y is not None else None)
-    return Items(*(torch.zeros(batch, flat.shape[1], dtype=torch.float64).index_add_(0, sample, v.cpu())
-                   for v in parts))
+    parts = [torch.ones(flat.shape[0], 1, dtype=torch.float64, device=d.device)]
+    parts += _moments(d, y.reshape(flat.shape).double() if y is not None else None)
+    if flat.shape[0] == batch:                      # one row per sample: the rows are the sums
+        return Items(*(v.cpu() for v in parts))
+    return Items(*(torch.zeros(batch, v.shape[1], dtype=v.dtype).index_add_(0, sample, v.cpu()) for v in parts))
 
 
 def _moments(d: torch.Tensor, out: torch.Tensor | None) -> list[torch.Tensor]:
-    """Per element: 1, x, x^2, [x > 0], [x < 0], and with the output y = phi(x): y, y^2, x*y."""
-    parts = [torch.ones_like(d), d, d * d, (d > 0).double(), (d < 0).double()]
+    """Per element: x, x^2, [x > 0], [x < 0] (in float32, whose sums of counts are exact up to 2^24), and with
+    the output y = phi(x): y, y^2, x*y."""
+    parts = [d, d * d, (d > 0).float(), (d < 0).float()]
     return parts + ([out, out * out, d * out] if out is not None else [])
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlint import inputs, memory, ops, stats
+from gradlint import errorbars, inputs, memory, ops, stats
 from gradlint.report import DOMINANT_DILUTION, PASS_THROUGH_SHARE
 
 pytestmark = pytest.mark.probe  # the constants live in torch-importing modules
@@ -35,6 +35,14 @@ def flat(text: str) -> str:
 ])
 def test_the_readme_states_the_codes_figures(claim):
     assert claim in flat(README), claim
+
+
+@pytest.mark.parametrize("claim", [
+    f"R = {errorbars.RESAMPLES} resamples draw the batch",
+    f"on the first R_c = {errorbars.COLLAPSE_RESAMPLES} of the resamples",
+])
+def test_the_metrics_page_states_the_codes_figures(claim):
+    assert claim in flat(METRICS), claim
 
 
 def test_the_default_image_batch_budget_is_what_the_readme_says():
