@@ -15,7 +15,7 @@ Models: the paper's 50-layer width-100 MLPs (eight nonlinearity/normalisation pa
 environment, see benchmarks/zoo.py) also stock torchvision, timm and Hugging Face models at zoo.py's
 input shapes.  One thread.
 
-    OMP_NUM_THREADS=1 python benchmarks/errorbars.py
+    OMP_NUM_THREADS=1 python benchmarks/errorbars.py [--batch 256]
     OMP_NUM_THREADS=1 PYTHONPATH=. /opt/zoo/bin/python benchmarks/errorbars.py --zoo --only-zoo
 """
 
@@ -135,6 +135,8 @@ def main(argv=None):
     parser.add_argument("--zoo", action="store_true", help="also stock models (needs torchvision, timm)")
     parser.add_argument("--only-zoo", action="store_true", help="the stock models alone")
     parser.add_argument("--tiny", action="store_true", help="two paper nets, for a smoke run")
+    parser.add_argument("--batch", type=int, help="probe every model at this batch instead of its own (above "
+                        "64 the error bars resample runs of consecutive samples)")
     parser.add_argument("--json", help="also write every row to this file")
     args = parser.parse_args(argv)
     import torch
@@ -147,7 +149,7 @@ def main(argv=None):
         models += zoo_models()
     rows = []
     for m in models:
-        rows.append(measure(*m))
+        rows.append(measure(*m[:3], args.batch or m[3]))
         print(f"done {m[0]}", file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

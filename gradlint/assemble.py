@@ -278,7 +278,7 @@ class Redrawn:
     gsc: dict[str, errorbars.Draws | None]
     collapse: dict[str, errorbars.CollapseDraws | None]
     shares: dict[tuple[str, str], errorbars.Draws]
-    batch: int = 0                   # samples the bootstrap resampled
+    batch: int = 0                   # rows the bootstrap resampled: samples, or runs of them (stats.GROUPS)
     _layer_bars: dict[str, dict] | None = None
 
     def bar(self, d: errorbars.Draws | None) -> float | None:
@@ -302,13 +302,13 @@ def _redraw(measured: Measured) -> Redrawn:
     ps = measured.per_sample
     if ps is None or ps.batch is None or ps.batch < 2:
         return Redrawn({}, {}, {})
-    boot = errorbars.Bootstrap(ps.batch, measured.probe.seed + 2)
+    boot = errorbars.Bootstrap(stats.groups(ps.batch), measured.probe.seed + 2)   # its rows: samples or runs
     gsc = errorbars.gsc_all(boot, {i: (m.grad_ps, m.value_ps, m.numel, m.draw_sums, m.norm or 0.0)
                                    for i, m in measured.measures.items() if m.gsc is not None},
                             ps.draws, ps.y_ps, _y_norm(measured))
     collapse = errorbars.collapse_all(boot, {i: m.collapse.items for i, m in measured.measures.items()
                                              if m.collapse is not None})
-    return Redrawn(gsc, collapse, _share_draws(boot, ps), ps.batch)
+    return Redrawn(gsc, collapse, _share_draws(boot, ps), boot.batch)
 
 
 def _y_norm(measured: Measured) -> float:

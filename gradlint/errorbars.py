@@ -4,7 +4,8 @@ Two sources of noise are estimated separately and combined (docs/metrics.md, "Er
 
 - the batch: a bootstrap over its samples.  The probe keeps, per sample, each node's squared value and
   squared gradient (summed over the draws) and the output's squared norm, and each nonlinearity's sums
-  per sample and unit (``stats.Items``).  Each of ``RESAMPLES`` resamples draws the batch with
+  per sample and unit (``stats.Items``; per run of consecutive samples in a batch above
+  ``stats.GROUPS``, and the runs are then what is resampled).  Each of ``RESAMPLES`` resamples draws the batch with
   replacement (the same samples for every node, from the probe's seed) and recomputes every figure from
   the resampled sums.  Cotangents are drawn independently for every element, so for a model whose samples
   do not interact this also covers the cotangent's own noise;

@@ -150,7 +150,8 @@ class Observer:
                     grad = None if v is None else torch.autograd.grad(v, s, g, retain_graph=True, allow_unused=True)[0]
                     self.alias_sq.setdefault((end, o), []).append(0.0 if grad is None else stats.frobenius(grad) ** 2)
                     self.alias_ps.setdefault((end, o), []).append(
-                        torch.zeros(self.batch or 0, dtype=torch.float64) if grad is None else self._per_sample(grad))
+                        torch.zeros(stats.groups(self.batch or 0), dtype=torch.float64) if grad is None
+                        else self._per_sample(grad))
         finally:
             self.quiet = False
 

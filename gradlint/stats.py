@@ -29,13 +29,42 @@ def frobenius(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(_working(t.detach())))
 
 
+# What the error bars' bootstrap resamples: each sample of a batch of up to this many, and in a larger batch
+# this many runs of consecutive samples, whose sums are kept instead of each sample's.  A run's sum varies
+# as its samples' do together, so a figure's variance is estimated the same way, while the sums kept and
+# their resampling cost groups x units, not batch x units, however large the batch.
+GROUPS = 64
+
+
+def groups(batch: int) -> int:
+    """The rows the per-sample sums of a batch of ``batch`` samples have."""
+    return min(batch, GROUPS)
+
+
+def by_group(per_sample: torch.Tensor) -> torch.Tensor:
+    """Per-sample values (dim 0 is the batch) summed over each run of consecutive samples (``GROUPS``)."""
+    batch = per_sample.shape[0]
+    n = groups(batch)
+    if n == batch:
+        return per_sample
+    if batch % n == 0:
+        return per_sample.reshape(n, batch // n, *per_sample.shape[1:]).sum(1)
+    return per_sample.new_zeros((n, *per_sample.shape[1:])).index_add_(0, group_of(torch.arange(batch), batch), per_sample)
+
+
+def group_of(sample: torch.Tensor, batch: int) -> torch.Tensor:
+    """The row (``groups``) each sample index of a batch of ``batch`` lands on."""
+    return sample * groups(batch) // batch
+
+
 def per_sample_sq(t: torch.Tensor) -> torch.Tensor | None:
     """The squared norm of each slice along dim 0 (each sample of a batch-first tensor), float64 on the
-    CPU: what the bootstrap over the batch resamples (None for a scalar)."""
+    CPU, summed over runs of samples in a batch above ``GROUPS``: what the bootstrap over the batch
+    resamples (None for a scalar)."""
     if t.dim() == 0 or t.shape[0] == 0:
         return None
     flat = _working(t.detach()).reshape(t.shape[0], -1)
-    return torch.linalg.vector_norm(flat, dim=1).double().cpu() ** 2
+    return by_group(torch.linalg.vector_norm(flat, dim=1).double().cpu() ** 2)
 
 
 def _working(t: torch.Tensor) -> torch.Tensor:
@@ -74,10 +103,11 @@ class Collapse:
 
 @dataclass(frozen=True)
 class Items:
-    """Per sample of the batch (rows) and unit (columns): the values behind the statistics (positions of a
-    sample summed): the count of values (the same for every unit: one column), the sums of x and x^2 and
-    the counts above and below zero (float32: exact), and, where the output y = phi(x) was seen, the sums
-    of y, y^2 and x*y; float64 unless said.  Rows of samples a subsample skipped are zero."""
+    """Per sample of the batch (rows; per run of samples above ``GROUPS``) and unit (columns): the values
+    behind the statistics (positions of a sample summed): the count of values (the same for every unit: one
+    column), the sums of x and x^2 and the counts above and below zero (float32: exact), and, where the
+    output y = phi(x) was seen, the sums of y, y^2 and x*y; float64 unless said.  Rows of samples a
+    subsample skipped are zero."""
     count: torch.Tensor
     s1: torch.Tensor
     s2: torch.Tensor
@@ -184,7 +214,9 @@ def _items(x: torch.Tensor, y: torch.Tensor | None, channels_first: bool, shape:
         per, out = units_last(x), units_last(y) if y is not None else None
         sums = [torch.full((per.shape[0], 1), float(per.shape[1]), dtype=torch.float64)]
         sums += [v.sum(1) for v in _moments(per, out)]
-        return Items(*(torch.zeros(batch, v.shape[1], dtype=v.dtype).index_copy_(0, index, v.cpu()) for v in sums))
+        rows = group_of(index, batch)
+        return Items(*(torch.zeros(groups(batch), v.shape[1], dtype=v.dtype).index_add_(0, rows, v.cpu())
+                       for v in sums))
     flat = x.reshape(-1, x.shape[-1])
     rows = math.prod(shape[:-1])
     stride = 1 if flat.shape[0] == rows else -(-rows // MAX_SAMPLES)
@@ -193,8 +225,9 @@ def _items(x: torch.Tensor, y: torch.Tensor | None, channels_first: bool, shape:
     parts = [torch.ones(flat.shape[0], 1, dtype=torch.float64, device=d.device)]
     parts += _moments(d, y.reshape(flat.shape).double() if y is not None else None)
     if flat.shape[0] == batch:                      # one row per sample: the rows are the sums
-        return Items(*(v.cpu() for v in parts))
-    return Items(*(torch.zeros(batch, v.shape[1], dtype=v.dtype).index_add_(0, sample, v.cpu()) for v in parts))
+        return Items(*(by_group(v.cpu()) for v in parts))
+    rows = group_of(sample, batch)
+    return Items(*(torch.zeros(groups(batch), v.shape[1], dtype=v.dtype).index_add_(0, rows, v.cpu()) for v in parts))
 
 
 def _moments(d: torch.Tensor, out: torch.Tensor | None) -> list[torch.Tensor]:

@@ -40,6 +40,8 @@ def test_the_readme_states_the_codes_figures(claim):
 @pytest.mark.parametrize("claim", [
     f"R = {errorbars.RESAMPLES} resamples draw the batch",
     f"on the first R_c = {errorbars.COLLAPSE_RESAMPLES} of the resamples",
+    f"In a batch of more than {stats.GROUPS} samples these are kept per run of consecutive samples instead "
+    f"({stats.GROUPS} runs",
 ])
 def test_the_metrics_page_states_the_codes_figures(claim):
     assert claim in flat(METRICS), claim

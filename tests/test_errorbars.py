@@ -61,6 +61,28 @@ def test_redrawn_collapse_statistics_are_those_of_the_resampled_batch(channels_f
         assert float(redrawn.nonlinearity.batch[r]) == pytest.approx(direct.nonlinearity, rel=1e-4)
 
 
+@pytest.mark.parametrize("channels_first, shape", [(False, (192, 5)), (False, (100, 7, 5)), (True, (130, 5, 3, 3))])
+def test_a_large_batch_is_resampled_by_runs_of_samples(channels_first, shape):
+    """Above stats.GROUPS samples the sums are kept per run of consecutive samples, and a redraw is the
+    figure of the batch in which each run is repeated as often as it is drawn (runs of unequal length
+    where the batch does not divide)."""
+    x = torch.randn(*shape) + 0.3
+    c = stats.collapse(x, torch.tanh(2 * x), channels_first, False, None, per_sample=True)
+    assert c.items.s1.shape[0] == stats.GROUPS
+    boot = errorbars.Bootstrap(stats.GROUPS, seed=1, resamples=3)
+    redrawn = errorbars.collapse(boot, c.items)
+    runs = stats.group_of(torch.arange(shape[0]), shape[0])
+    for r in range(4):
+        xr = _resampled(x, boot.counts[r][runs])
+        direct = stats.collapse(xr, torch.tanh(2 * xr), channels_first, False, None)
+        assert float(redrawn.sign_diversity.batch[r]) == pytest.approx(direct.sign_diversity, abs=1e-7)
+        assert float(redrawn.relative_spread.batch[r]) == pytest.approx(direct.relative_spread, rel=1e-5)
+        assert float(redrawn.nonlinearity.batch[r]) == pytest.approx(direct.nonlinearity, rel=1e-4)
+    norms = stats.per_sample_sq(x)
+    assert norms.shape == (stats.GROUPS,)
+    assert float(norms.sum()) == pytest.approx(float((x.double() ** 2).sum()), rel=1e-6)
+
+
 def test_a_pseudo_linear_score_near_zero_is_redrawn_without_losing_its_digits():
     """tanh on a domain of width 0.01 is linear to 1e-5: the resampled moments (float64 sums of float32
     values) still give that score, not rounding noise."""
