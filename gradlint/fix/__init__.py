@@ -92,6 +92,10 @@ def _verified(results, candidates, files, rerun, outcomes):
         if (fix.target, fix.code) not in _keys(current):   # an earlier fix removed it already
             outcomes[i] = Outcome(fix, True)
             continue
+        if set(fix.edits) <= set(kept):   # nothing to write that is not written and checked already
+            outcomes[i] = Outcome(fix, False, f"the edit did not remove the finding ({fix.code} still found in "
+                                              f"{fix.target})")
+            continue
         trial_after, problem = _trial(files, kept + list(fix.edits), rerun, before, [fix])
         if problem[fix] is None:
             kept += fix.edits
