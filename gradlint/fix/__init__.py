@@ -78,33 +78,41 @@ def _verified(results, candidates, files, rerun, outcomes):
     """Apply the candidates, all together first, then one by one; fill ``outcomes``.  The results after
     the edits kept, and those edits."""
     before = _keys(results)
-    kept: list[Edit] = []
     if not candidates:
-        return results, kept
+        return results, []
     edits = [e for _, fix in candidates for e in fix.edits]
     after, problem = _trial(files, edits, rerun, before, [fix for _, fix in candidates])
-    if not any(problem.values()):
+    good = [(i, fix) for i, fix in candidates if problem[fix] is None]
+    kept = [e for _, fix in good for e in fix.edits]
+    # Clean together; or the only trouble is findings left whose edits the others make anyway (several
+    # findings one gradlint.init call answers): the files hold exactly the kept edits, checked.
+    if good and set(edits) <= set(kept) and all(p.startswith(_LEFT) for p in problem.values() if p):
         for i, fix in candidates:
-            outcomes[i] = Outcome(fix, True)
-        return after, edits
-    current = results
+            outcomes[i] = Outcome(fix, problem[fix] is None, problem[fix])
+        return after, kept
+    return _one_by_one(results, candidates, files, rerun, outcomes, before)
+
+
+def _one_by_one(results, candidates, files, rerun, outcomes, before):
+    """Each fix on top of those kept so far, kept when clean."""
+    current, kept = results, []
     for i, fix in candidates:
         if (fix.target, fix.code) not in _keys(current):   # an earlier fix removed it already
             outcomes[i] = Outcome(fix, True)
             continue
         if set(fix.edits) <= set(kept):   # nothing to write that is not written and checked already
-            outcomes[i] = Outcome(fix, False, f"the edit did not remove the finding ({fix.code} still found in "
-                                              f"{fix.target})")
+            outcomes[i] = Outcome(fix, False, f"{_LEFT} ({fix.code} still found in {fix.target})")
             continue
         trial_after, problem = _trial(files, kept + list(fix.edits), rerun, before, [fix])
         if problem[fix] is None:
             kept += fix.edits
             current = trial_after
-            outcomes[i] = Outcome(fix, True)
-        else:
-            outcomes[i] = Outcome(fix, False, problem[fix])
+        outcomes[i] = Outcome(fix, problem[fix] is None, problem[fix])
     files.write(kept)
     return current, kept
+
+
+_LEFT = "the edit did not remove the finding"
 
 
 def _trial(files, edits, rerun, before: set, fixes: list[Fix]):
@@ -118,7 +126,7 @@ def _trial(files, edits, rerun, before: set, fixes: list[Fix]):
         if broken:
             problem[fix] = f"after the edit {broken[0].target} could not be analysed ({broken[0].error.message})"
         elif (fix.target, fix.code) in _keys(after):
-            problem[fix] = f"the edit did not remove the finding ({fix.code} still found in {fix.target})"
+            problem[fix] = f"{_LEFT} ({fix.code} still found in {fix.target})"
         elif new:
             problem[fix] = "the edit brings a new finding: " + ", ".join(f"{c} in {t}" for t, c in new)
         else:
