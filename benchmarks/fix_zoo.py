@@ -72,7 +72,7 @@ def gradlint(folder: Path, *args: str, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "gradlint", *args, "--format", "json"], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     try:
         return json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -112,7 +112,7 @@ def copy_package_file(library_site: str, folder: Path) -> tuple[Path, str]:
         base = parts[:len(parts) - dots]
         return f"from {'.'.join(base + ([rest] if rest else []))} import"
 
-    text = re.sub(r"^from (\.+)([\w.]*) import", absolute, source.read_text(encoding="utf-8"), flags=re.M)
+    text = re.sub(r"^from (\.+)([\w.]*) import", absolute, source.read_text(encoding="utf-8"), flags=re.MULTILINE)
     module = "copy_" + parts[-1]
     (folder / f"{module}.py").write_text(text, encoding="utf-8")
     return folder / f"{module}.py", module
@@ -152,7 +152,7 @@ def one_model(name: str, work: Path, args) -> dict:
             return {**row, "note": f"{x['name']} has no library site to copy"}
         if site.rsplit(":", 1)[0] not in copies:
             copies[site.rsplit(":", 1)[0]] = copy_package_file(site, folder)
-    module = next((m for path, m in copies.values() if re.search(rf"^def {function}\(", path.read_text(), re.M)), None)
+    module = next((m for path, m in copies.values() if re.search(rf"^def {function}\(", path.read_text(), re.MULTILINE)), None)
     if module is None:
         return {**row, "note": f"{function}() is not in the copied files ({', '.join(copies)})"}
     (folder / "build.py").write_text(COPY_BUILDER.format(module=module, function=function, arguments=arguments))

@@ -139,8 +139,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     _sweep_usage(targets, sweep, predict, what_if or write_baseline or baseline_path or plot_path or changed_files)
     _fix_usage(fix, unsafe_fixes, diff, sweep or write_baseline or baseline_path)
     if write_baseline and baseline_path:
-        click.echo("gradlint: error: --write-baseline and --baseline cannot be used together", err=True)
-        sys.exit(2)
+        _usage("--write-baseline and --baseline cannot be used together")
     try:
         # Every configuration is read and checked before any model runs: a bad one stops the run.
         cli = Overrides(
@@ -163,17 +162,11 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     if sweep:
         _sweep(plan, sweep, predict, run, output_path, color, exit_zero, debug)
     results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
-    for r in results:
-        if not r.ok:
-            click.echo(f"gradlint: error: {r.error.message}", err=True)
-            if debug and r.traceback:
-                click.echo(r.traceback, err=True)
+    _failures(results, debug)
     rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
-    fixing = None
-    if fix or diff:
-        fixing = _fix(results, rules, lambda: _analyse_plan(plan, tuple(what_if), skippable, quiet=True)[0],
-                      unsafe_fixes, diff)
-        results = fixing.results
+    fixing = _fix(results, rules, lambda: _analyse_plan(plan, tuple(what_if), skippable, quiet=True)[0],
+                  unsafe_fixes, diff) if fix or diff else None
+    results = fixing.results if fixing else results
     comparison = None
     if write_baseline:
         _write_baseline(results, write_baseline, root)
@@ -187,6 +180,15 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     if plot_path:
         code = max(code, _plot(results, plot_path, debug))
     sys.exit(code)
+
+
+def _failures(results: list[TargetResult], debug: bool) -> None:
+    """One line on stderr per target that could not be analysed (and its traceback with --debug)."""
+    for r in results:
+        if not r.ok:
+            click.echo(f"gradlint: error: {r.error.message}", err=True)
+            if debug and r.traceback:
+                click.echo(r.traceback, err=True)
 
 
 def _fix_usage(fix: bool, unsafe: bool, diff: bool, combined) -> None:
@@ -270,11 +272,7 @@ def _sweep(plan, sweep, predict, run: Settings, output_path, color, exit_zero, d
         points = [scaling.point(v, r.report, verdict(r), sorted({f.code for f in r.findings}))
                   for v, r in zip(values, results)]
         found = scaling.analyse(key, points, predict, thresholds)
-    for r in results:
-        if not r.ok:
-            click.echo(f"gradlint: error: {r.error.message}", err=True)
-            if debug and r.traceback:
-                click.echo(r.traceback, err=True)
+    _failures(results, debug)
     rules = tuple(sorted(settings.rules_for(None), key=lambda r: r.code))
     _emit(run.output_format, Output(results, rules, repository_root(), sweep=found), output_path, color)
     sys.exit(exit_code(results, run.fail_on, exit_zero))

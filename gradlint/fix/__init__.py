@@ -21,7 +21,7 @@ from ..report import TargetResult
 from .plan import Edit, Fix, plan
 from .source import Unfixable, insert_init, set_keyword
 
-__all__ = ["Edit", "Fix", "Outcome", "Fixing", "apply", "plan"]
+__all__ = ["Edit", "Fix", "Fixing", "Outcome", "apply", "plan"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ class _Files:
 
     def text(self, path: str) -> str:
         if path not in self.original:
-            self.original[path] = open(path, "rb").read()
+            with open(path, "rb") as fh:
+                self.original[path] = fh.read()
             st = os.stat(path)
             self.times[path] = (st.st_atime_ns, st.st_mtime_ns)
         return self.original[path].decode("utf-8")
