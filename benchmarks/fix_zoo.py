@@ -13,11 +13,15 @@ from the copy, and run ``gradlint build.py:build --fix`` on it.  Prints one row 
   holding only ``bias=False,``);
 - the fix's outcome as ``--fix`` reported it.
 
+With ``--with-plain`` a vgg*_bn row also lints the plain vggN from the same copy in the same run: the
+one ``nn.Conv2d`` call in ``make_layers`` then builds layers no norm follows, and ``--fix`` must refuse
+to edit it (and leave the copy unchanged).
+
 Copying the installed file at run time into a temporary folder keeps third-party code out of this
 repository.  torchvision and timm live in the zoo environment, which needs libcst for ``--fix``:
 
     /opt/zoo/bin/pip install libcst
-    PYTHONPATH=$PWD /opt/zoo/bin/python benchmarks/fix_zoo.py [--models vgg19_bn,vgg11_bn] [--size 64]
+    PYTHONPATH=$PWD /opt/zoo/bin/python benchmarks/fix_zoo.py [--models vgg19_bn,vgg11_bn] [--all-vgg] [--with-plain] [--size 64]
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated names (default: {', '.join(ZOO_BN)})")
     parser.add_argument("--all-vgg", action="store_true", help=f"also {', '.join(EXTRA_BN)}")
+    parser.add_argument("--with-plain", action="store_true",
+                        help="for vgg*_bn, also lint the plain vggN from the same copy in the same run: make_layers' "
+                             "Conv2d call then builds layers without a norm too, and --fix must refuse to edit it")
     parser.add_argument("--size", type=int, default=64, help="input height and width (default 64)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per gradlint run (default 900)")
     return parser.parse_args(argv)
@@ -166,9 +173,25 @@ def one_model(name: str, work: Path, args) -> dict:
     identical = all(only_bias_edits(originals[p], p.read_text(encoding="utf-8")) for p in changed)
     edited_lines = sum(1 for p in changed for line in difflib.ndiff(originals[p].splitlines(),
                                                                    p.read_text().splitlines()) if line[:1] == "+")
+    if args.with_plain and function.startswith("vgg"):
+        row["with_plain"] = with_plain(folder, function, arguments, shape, originals, args.timeout)
     return {**row, "before": len(before), "after": len(after), "files": [f"{Path(k).name} (copy)" for k in copies
                                                                           if copies[k][0] in changed],
             "lines": edited_lines, "identical": identical, "outcome": outcome}
+
+
+def with_plain(folder: Path, function: str, arguments: str, shape, originals: dict, timeout: float) -> str:
+    """Restore the copy, lint ``vggN_bn`` and the plain ``vggN`` together with --fix: what it said, and
+    whether the copy was left as it was."""
+    for path, text in originals.items():
+        path.write_text(text, encoding="utf-8")
+    plain = function.removesuffix("_bn")
+    text = (folder / "build.py").read_text().replace(f"import {function}", f"import {function}, {plain}")
+    (folder / "build.py").write_text(text + f"\n\ndef build_plain():\n    return {plain}({arguments})\n")
+    fixed = gradlint(folder, "build.py", *shape, "--fix", timeout=timeout)
+    same = all(path.read_text(encoding="utf-8") == text for path, text in originals.items())
+    said = "; ".join(f['reason'] or 'fixed' for f in fixed["fixes"] if f["code"] == "GL404")
+    return f"with {plain} in the run: {said} (copy {'unchanged' if same else 'CHANGED'})"
 
 
 def main(argv=None) -> None:
@@ -191,6 +214,8 @@ def main(argv=None) -> None:
             print(f"| {name} | {row['installed']} | {row['before']} | {row['after']} | "
                   f"{', '.join(row['files']) or '-'} | {row['lines']} | {'yes' if row['identical'] else 'NO'} | "
                   f"{row['outcome']} |", flush=True)
+            if "with_plain" in row:
+                print(f"|  | {row['with_plain']} | | | | | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .. import changes
 from ..paths import split_target
 from ..report import Finding, Layer, TargetResult
+from ..rules.base import depth_layers
 from .source import Keyword
 
 TORCHVISION_RESNETS = re.compile(r"\b(resnet\d+|resnext\w+|wide_resnet\w+)\s*\(")
@@ -84,7 +85,7 @@ def _layers_by_site(results: list[TargetResult]) -> dict[tuple[str, int, str], l
 
 
 def _bias_fix(r: TargetResult, f: Finding, sites) -> Fix:
-    bad = [x for x in r.report.layers if x.kind == "layer" and x.bias_cancelled_by]
+    bad = [x for x in depth_layers(r.report) if x.bias_cancelled_by]   # what GL404 flags
     description = f"bias=False on {_names(bad)}"
     edits = []
     for x in bad:

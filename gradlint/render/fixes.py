@@ -7,6 +7,8 @@ from . import plural
 
 def lines(outcomes, changed: list[str], written: bool = True) -> list[str]:
     """A count line, then one line per fix: fixed (or would be, with ``--diff``) or not, and why."""
+    if not outcomes:
+        return ["No finding has an automatic fix."]
     done = [o for o in outcomes if o.applied]
     hidden = [o for o in outcomes if not o.applied and o.reason and "--unsafe-fixes" in o.reason]
     verb = "Fixed" if written else "Would fix"
