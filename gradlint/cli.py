@@ -111,10 +111,18 @@ def main() -> None:
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Fail only on findings that are new since this baseline or whose value got worse beyond 25%; "
                    "report stale entries and how many findings the baseline absorbed.")
+@click.option("--fix", "fix", is_flag=True,
+              help="Edit the model files to fix the findings that have a safe fix (needs gradlint[fix]); each fix is "
+                   "kept only when the probe, run again, no longer finds it and finds nothing new.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="With --fix or --diff: also apply the unsafe fixes (a gradlint.init call that changes the initial "
+                   "weights after the model is built).")
+@click.option("--diff", "diff", is_flag=True,
+              help="Print the verified fixes as a unified diff instead of writing them (exit 1 when there is one).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
 def check(targets, output_format, output_path, color, fail_on, exit_zero, what_if, plot_path, select, extend_select,
-          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, debug, sweep=None,
-          predict=None, **probe):
+          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, fix, unsafe_fixes, diff,
+          debug, sweep=None, predict=None, **probe):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
     models listed in [tool.gradlint] models.
 
@@ -129,9 +137,9 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
             click.echo(f"gradlint: error: {problem}", err=True)
             sys.exit(2)
     _sweep_usage(targets, sweep, predict, what_if or write_baseline or baseline_path or plot_path or changed_files)
+    _fix_usage(fix, unsafe_fixes, diff, sweep or write_baseline or baseline_path)
     if write_baseline and baseline_path:
-        click.echo("gradlint: error: --write-baseline and --baseline cannot be used together", err=True)
-        sys.exit(2)
+        _usage("--write-baseline and --baseline cannot be used together")
     try:
         # Every configuration is read and checked before any model runs: a bad one stops the run.
         cli = Overrides(
@@ -154,24 +162,61 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
     if sweep:
         _sweep(plan, sweep, predict, run, output_path, color, exit_zero, debug)
     results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
-    for r in results:
-        if not r.ok:
-            click.echo(f"gradlint: error: {r.error.message}", err=True)
-            if debug and r.traceback:
-                click.echo(r.traceback, err=True)
+    _failures(results, debug)
+    rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
+    fixing = _fix(results, rules, lambda: _analyse_plan(plan, tuple(what_if), skippable, quiet=True)[0],
+                  unsafe_fixes, diff) if fix or diff else None
+    results = fixing.results if fixing else results
     comparison = None
     if write_baseline:
         _write_baseline(results, write_baseline, root)
     elif baseline_path:
         comparison = baseline.compare(results, recorded, root, baseline_path)
         click.echo(f"gradlint: {baseline.summary_line(comparison)}", err=True)
-    rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
-    output = Output(results, tuple(sorted(rules.values(), key=lambda r: r.code)), root, comparison, tuple(skipped))
+    output = Output(results, tuple(sorted(rules.values(), key=lambda r: r.code)), root, comparison, tuple(skipped),
+                    fixes=tuple(fixing.outcomes) if fixing else None, changed=tuple(fixing.changed) if fixing else ())
     _emit(run.output_format, output, output_path, color)
     code = exit_code(results, run.fail_on, exit_zero or bool(write_baseline), comparison)
     if plot_path:
         code = max(code, _plot(results, plot_path, debug))
     sys.exit(code)
+
+
+def _failures(results: list[TargetResult], debug: bool) -> None:
+    """One line on stderr per target that could not be analysed (and its traceback with --debug)."""
+    for r in results:
+        if not r.ok:
+            click.echo(f"gradlint: error: {r.error.message}", err=True)
+            if debug and r.traceback:
+                click.echo(r.traceback, err=True)
+
+
+def _fix_usage(fix: bool, unsafe: bool, diff: bool, combined) -> None:
+    """--fix, --unsafe-fixes and --diff used as they can be, and libcst there; or exit 2 saying how."""
+    if unsafe and not (fix or diff):
+        _usage("--unsafe-fixes needs --fix or --diff")
+    if (fix or diff) and combined:
+        _usage("--fix and --diff cannot be combined with --sweep or a baseline")
+    if fix or diff:
+        try:
+            import libcst  # noqa: F401
+        except ImportError:
+            _usage(f"{'--fix' if fix else '--diff'} needs libcst, which is not installed; pip install 'gradlint[fix]'")
+
+
+def _fix(results, rules, rerun, unsafe: bool, diff: bool):
+    """Plan, apply and verify the fixes; with --diff print the diff and the summary, and exit (1: a diff)."""
+    from . import fix as fixes
+    from .render.fixes import lines
+
+    fixing = fixes.apply(results, fixes.plan(results, rules), rerun, unsafe=unsafe, write=not diff)
+    if diff:
+        sys.stdout.write(fixing.diff)
+        for line in lines(fixing.outcomes, fixing.changed, written=False):
+            click.echo(f"gradlint: {line}", err=True)
+        sys.stdout.flush()
+        sys.exit(2 if any(not r.ok for r in results) else 1 if fixing.diff else 0)
+    return fixing
 
 
 def _usage(message: str) -> None:
@@ -227,11 +272,7 @@ def _sweep(plan, sweep, predict, run: Settings, output_path, color, exit_zero, d
         points = [scaling.point(v, r.report, verdict(r), sorted({f.code for f in r.findings}))
                   for v, r in zip(values, results)]
         found = scaling.analyse(key, points, predict, thresholds)
-    for r in results:
-        if not r.ok:
-            click.echo(f"gradlint: error: {r.error.message}", err=True)
-            if debug and r.traceback:
-                click.echo(r.traceback, err=True)
+    _failures(results, debug)
     rules = tuple(sorted(settings.rules_for(None), key=lambda r: r.code))
     _emit(run.output_format, Output(results, rules, repository_root(), sweep=found), output_path, color)
     sys.exit(exit_code(results, run.fail_on, exit_zero))
@@ -250,17 +291,20 @@ def _analyse_sized(spec: str, key: str, value: float, settings: Settings, seed: 
                    settings.context_rules(), on_step=step)
 
 
-def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str]) -> tuple[list[TargetResult], list]:
-    """Every planned target's results, and the helper modules skipped (each with a note on stderr)."""
+def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str],
+                  quiet: bool = False) -> tuple[list[TargetResult], list]:
+    """Every planned target's results, and the helper modules skipped (each with a note on stderr, unless
+    ``quiet``: the probe run again to check a fix)."""
     results: list[TargetResult] = []
     skipped: list[tuple[str, str]] = []
     for spec, settings in plan:
         found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable)
         if found is None:
-            click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
+            if not quiet:
+                click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
             continue
         found, helpers = _helpers_skipped(spec, found)
-        for target, why in helpers:
+        for target, why in helpers if not quiet else ():
             click.echo(f"gradlint: note: {target}: skipped, not probed ({why})", err=True)
         results += found
         skipped += helpers
@@ -307,6 +351,13 @@ def _emit(fmt: str, output: Output, path: str | None, color: str) -> None:
                 console.print(Text(line))
         else:
             render_text(output.results, console, output.skipped)
+        if output.fixes is not None:
+            from rich.text import Text
+
+            from .render.fixes import lines
+
+            for line in lines(output.fixes, list(output.changed)):
+                console.print(Text(line))
         text = sink.getvalue() if path else None
     else:
         text = render(fmt, output)

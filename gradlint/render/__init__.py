@@ -36,6 +36,8 @@ class Output:
     baseline: object | None = None      # a baseline comparison (gradlint.baseline.Comparison), when one was given
     skipped: tuple[tuple[str, str], ...] = ()   # (target, why): modules a file defines that are no model to probe
     sweep: object | None = None         # a scaling sweep (gradlint.scaling.Sweep), with --sweep
+    fixes: tuple | None = None          # with --fix: an outcome per fix (gradlint.fix.Outcome)
+    changed: tuple[str, ...] = ()       # with --fix: the files the fixes changed
 
 
 def render(fmt: str, output: Output) -> str:

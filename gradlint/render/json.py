@@ -78,4 +78,9 @@ def render(output: Output) -> str:
         doc["sweep"] = as_dict(output.sweep)
     if output.baseline is not None:   # --baseline: what is new, worse, absorbed and stale
         doc["baseline"] = output.baseline.as_dict()
+    if output.fixes is not None:   # --fix: what was fixed, what was not and why
+        from .fixes import as_dict
+
+        doc["fixes"] = [{**rooted(as_dict(o), output.root),
+                         "files": [relative_to_root(p, output.root) or p for p in o.files]} for o in output.fixes]
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
