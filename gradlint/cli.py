@@ -111,10 +111,15 @@ def main() -> None:
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Fail only on findings that are new since this baseline or whose value got worse beyond 25%; "
                    "report stale entries and how many findings the baseline absorbed.")
+@click.option("--no-cache", is_flag=True, envvar="GRADLINT_NO_CACHE",
+              help="Probe every model, neither reading nor writing the cache (also GRADLINT_NO_CACHE=1).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="GRADLINT_CACHE_DIR", metavar="DIR",
+              help="Keep measured reports in DIR (also GRADLINT_CACHE_DIR, or cache-dir in the configuration).  "
+                   "[default: .gradlint_cache next to the configuration, else in the working directory]")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
 def check(targets, output_format, output_path, color, fail_on, exit_zero, what_if, plot_path, select, extend_select,
-          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, debug, sweep=None,
-          predict=None, **probe):
+          ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, no_cache, cache_dir,
+          debug, sweep=None, predict=None, **probe):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
     models listed in [tool.gradlint] models.
 
@@ -153,7 +158,7 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
         sys.exit(2)
     if sweep:
         _sweep(plan, sweep, predict, run, output_path, color, exit_zero, debug)
-    results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
+    results, skipped = _analyse_plan(plan, tuple(what_if), skippable, None if no_cache else _cache(run, cache_dir))
     for r in results:
         if not r.ok:
             click.echo(f"gradlint: error: {r.error.message}", err=True)
@@ -250,12 +255,20 @@ def _analyse_sized(spec: str, key: str, value: float, settings: Settings, seed: 
                    settings.context_rules(), on_step=step)
 
 
-def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str]) -> tuple[list[TargetResult], list]:
+def _cache(run: Settings, given: str | None):
+    """The run's report cache (``gradlint.cache``): one folder for the whole run, like the run-level settings."""
+    from . import cache
+
+    cache.own_code()   # once, here, rather than in every child
+    return cache.Cache(cache.folder_for(run.path.parent if run.path else None, given, run.cache_dir))
+
+
+def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str], cache=None) -> tuple[list[TargetResult], list]:
     """Every planned target's results, and the helper modules skipped (each with a note on stderr)."""
     results: list[TargetResult] = []
     skipped: list[tuple[str, str]] = []
     for spec, settings in plan:
-        found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable)
+        found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable, cache=cache)
         if found is None:
             click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
             continue
@@ -355,10 +368,10 @@ def _config_folder(spec: str) -> Path:
 
 
 def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
-                    skip_if_empty: bool = False) -> list[TargetResult] | None:
-    """Every model ``spec`` names, each probed and judged with the settings for its file, each in a child
-    process of its own (``gradlint.isolate``) bounded by the configured timeout.  None when the file
-    defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
+                    skip_if_empty: bool = False, cache=None) -> list[TargetResult] | None:
+    """Every model ``spec`` names, each probed (or taken from ``cache``) and judged with the settings for its
+    file, each in a child process of its own (``gradlint.isolate``) bounded by the configured timeout.  None
+    when the file defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
     from . import isolate, progress
     from .api import failure
 
@@ -375,7 +388,8 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
     results = []
     for target in listing.value:
         with progress.step(f"gradlint: analysing {target}"):
-            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step), settings.timeout)
+            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step, cache),
+                                  settings.timeout)
         results.append(outcome.value if outcome.ok else _not_analysed(target, outcome))
     return results
 
@@ -409,7 +423,7 @@ def _models_in(spec: str, seed: int):
     return failures[0] if failures else [s.target for s in sources]
 
 
-def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step) -> TargetResult:
+def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step, cache=None) -> TargetResult:
     """One model, in its own child.  Its file is imported again here, not inherited from the listing's
     child: a process that ran torch's thread pool (module-level code may) cannot fork safely (GNU OpenMP
     hangs the child's first parallel op)."""
@@ -419,7 +433,7 @@ def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed
     (source,) = resolve(target, seed, warn=False)  # the listing's import showed the file's warnings
     model_file = getattr(source, "path", None)
     return analyse(source, settings.probe_for(source.target, model_file), what_if, settings.rules_for(model_file),
-                   settings.context_rules(), on_step=step)
+                   settings.context_rules(), on_step=step, cache=cache)
 
 
 def _not_analysed(target: str, outcome) -> TargetResult:
