@@ -170,10 +170,12 @@ def _name(obj) -> str:
 
 
 def _modules(h, model: nn.Module) -> None:
-    """Each module: path, class, configuration, training flag and the construction sites the report prints."""
+    """Each module: path, class, configuration, training flag, the construction sites the report prints, and
+    its forward hooks (their code, when it is the user's)."""
     for name, m in model.named_modules():
         site = sites.site_of(m) or sites.declared_site(model, name)
-        _feed(h, "module", name, _name(type(m)), m.extra_repr(), m.training, site, sites.library_site_of(m))
+        hooks = tuple((_name(f), _tree(f)) for f in (*m._forward_pre_hooks.values(), *m._forward_hooks.values()))
+        _feed(h, "module", name, _name(type(m)), m.extra_repr(), m.training, site, sites.library_site_of(m), hooks)
 
 
 def _state(h, model: nn.Module) -> None:
@@ -211,8 +213,8 @@ def _code(h, model: nn.Module, given) -> None:
 def _target(model: nn.Module, node: fx.Node, h) -> tuple:
     """A node's target, and the syntax tree of user code the graph runs without tracing into it."""
     target = node.target
-    if node.op == "call_module":
-        return target, _tree(type(model.get_submodule(target)))
+    if node.op == "call_module":   # a leaf: torch's module, or a user's (its forward may be inherited)
+        return target, tuple(_tree(cls) for cls in type(model.get_submodule(target)).__mro__)
     if node.op == "get_attr":
         value = model
         for part in target.split("."):
@@ -223,6 +225,7 @@ def _target(model: nn.Module, node: fx.Node, h) -> tuple:
     return (target,)
 
 
+@functools.lru_cache(maxsize=1024)
 def _tree(obj) -> str:
     """``ast.dump`` of a function's or class's source when it is user code (comments and line numbers do
     not count); empty for torch's, gradlint's and installed packages' code."""

@@ -5,6 +5,7 @@ The suite runs with GRADLINT_NO_CACHE=1 (conftest.py); these tests turn the cach
 Hits are seen by counting probes (in process) or by the text header's "(from cache)", never by timing.
 """
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -237,3 +238,43 @@ def test_a_bad_cache_dir_in_the_configuration_is_a_configuration_error(gradlint,
     run = gradlint(cwd=project, env=ON)
     assert run.code == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == "gradlint: error: pyproject.toml: tool.gradlint.cache-dir: expected a non-empty string, got 3"
+
+
+def test_the_code_of_a_leaf_module_the_graph_does_not_trace_into_is_in_the_key(tmp_path, monkeypatch):
+    """A subclass of nn.Linear is one op of the graph (the op table's row): its forward's code, inherited from a
+    base class of the user's, decides the numbers and the graph does not show it."""
+    import importlib.util
+
+    import torch
+
+    from gradlint.assemble import Subject
+    from gradlint.cache import key
+    from gradlint.inputs import ProbeInputs
+    from gradlint.settings import Probe
+
+    source = '''\
+import torch.nn as nn
+
+
+class Base(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) * {factor}  # {comment}
+
+
+class Scaled(Base):
+    pass
+'''
+
+    def digest(factor: int, comment: str) -> str:
+        path = tmp_path / f"leaf_{factor}_{comment}.py"
+        path.write_text(source.format(factor=factor, comment=comment), encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("leaf", path)   # one module name: the same class names
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "leaf", module)   # as gradlint.load registers a target file
+        spec.loader.exec_module(module)
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(module.Scaled(4, 4))
+        return key(model, ProbeInputs((torch.ones(2, 4),)), Subject("m"), Probe().resolved(), ())
+
+    assert digest(2, "a") == digest(2, "b")   # comments do not count
+    assert digest(2, "a") != digest(3, "a")
