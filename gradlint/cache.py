@@ -44,7 +44,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from . import __version__, sites
-from .paths import is_installed_file, is_library_file, is_own_file
+from .paths import is_installed_file, is_library_file, is_own_file, non_user_folders
 
 FORMAT = 1                    # bump when an entry's layout changes
 NAME = ".gradlint_cache"
@@ -245,8 +245,10 @@ def _not_user(path: str) -> bool:
 def _sources(h, model: nn.Module) -> None:
     """For a model torch.fx cannot trace: the syntax trees of every user file loaded (the model's file and
     what it imports of the project), and the bytes of the installed files defining the model's classes."""
-    users = sorted({f for f in (getattr(m, "__file__", None) for m in list(sys.modules.values()))
-                    if isinstance(f, str) and f.endswith(".py") and not _not_user(f)})
+    loaded = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    skip = non_user_folders()
+    users = sorted(f for f in loaded if isinstance(f, str) and f.endswith(".py") and os.path.isabs(f)
+                   and not f.startswith(skip) and not _not_user(f) and os.path.isfile(f))
     for path in users:
         with open(path, "rb") as f:
             _feed(h, "source", path, ast.dump(ast.parse(f.read())))
