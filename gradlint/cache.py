@@ -16,7 +16,7 @@ The key is a digest of everything that decides those numbers (docs/configuration
 - every parameter and buffer: name, shape, dtype, device, requires_grad, and its bytes (the init's
   fingerprint: the initial values decide the numbers);
 - the code: the torch.fx graph of the forward (each node's op, target and arguments, no line numbers), and
-  the syntax tree (not the text: comments do not count) of user code the graph calls without tracing
+  the syntax tree (not the text: comments and docstrings do not count) of user code the graph calls without tracing
   into it (a custom leaf module, a ``torch.fx.wrap`` function, an ``autograd.Function``).  A model torch.fx
   cannot trace is keyed by the syntax trees of the project files loaded and the files defining its classes.
 
@@ -227,15 +227,27 @@ def _target(model: nn.Module, node: fx.Node, h) -> tuple:
 
 @functools.lru_cache(maxsize=1024)
 def _tree(obj) -> str:
-    """``ast.dump`` of a function's or class's source when it is user code (comments and line numbers do
-    not count); empty for torch's, gradlint's and installed packages' code."""
+    """The syntax tree of a function's or class's source when it is user code (comments, docstrings and line
+    numbers do not count); empty for torch's, gradlint's and installed packages' code."""
     try:
         path = inspect.getsourcefile(obj)
     except TypeError:
         return ""
     if not path or _not_user(path):
         return ""
-    return ast.dump(ast.parse(textwrap.dedent(inspect.getsource(obj))))
+    return _syntax(textwrap.dedent(inspect.getsource(obj)))
+
+
+def _syntax(source: str | bytes) -> str:
+    """The code's syntax tree without comments, line numbers or docstrings: what runs."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def _not_user(path: str) -> bool:
@@ -251,7 +263,7 @@ def _sources(h, model: nn.Module) -> None:
                    and not f.startswith(skip) and not _not_user(f) and os.path.isfile(f))
     for path in users:
         with open(path, "rb") as f:
-            _feed(h, "source", path, ast.dump(ast.parse(f.read())))
+            _feed(h, "source", path, _syntax(f.read()))
     classes = {c for m in model.modules() for c in type(m).__mro__ if c.__module__ not in ("builtins",)}
     files = sorted({f for f in (_file_of(c) for c in classes) if f and not is_library_file(f) and f not in users})
     for path in files:

@@ -423,7 +423,8 @@ def _models_in(spec: str, seed: int):
     return failures[0] if failures else [s.target for s in sources]
 
 
-def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step, cache=None) -> TargetResult:
+def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step,
+                 cache=None) -> TargetResult:
     """One model, in its own child.  Its file is imported again here, not inherited from the listing's
     child: a process that ran torch's thread pool (module-level code may) cannot fork safely (GNU OpenMP
     hangs the child's first parallel op)."""

@@ -237,7 +237,8 @@ def test_a_bad_cache_dir_in_the_configuration_is_a_configuration_error(gradlint,
     (project / "pyproject.toml").write_text('[tool.gradlint]\nmodels = ["model.py"]\ncache-dir = 3\n')
     run = gradlint(cwd=project, env=ON)
     assert run.code == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip() == "gradlint: error: pyproject.toml: tool.gradlint.cache-dir: expected a non-empty string, got 3"
+    assert run.stderr.strip() == ("gradlint: error: pyproject.toml: tool.gradlint.cache-dir: expected a non-empty "
+                                  "string, got 3")
 
 
 def test_the_code_of_a_leaf_module_the_graph_does_not_trace_into_is_in_the_key(tmp_path, monkeypatch):
@@ -278,3 +279,16 @@ class Scaled(Base):
 
     assert digest(2, "a") == digest(2, "b")   # comments do not count
     assert digest(2, "a") != digest(3, "a")
+
+
+def test_a_model_torch_fx_cannot_trace_is_keyed_by_its_code(tmp_path, probes):
+    """The hooks tier runs the fixture (data-dependent control flow): no graph to key by, so the file's syntax
+    tree is: a comment edited in place hits, a changed forward misses."""
+    fixture = (Path(__file__).parent / "fixtures" / "traced_fallback.py").read_text(encoding="utf-8")
+    path, folder = write(tmp_path, fixture), tmp_path / "cache"
+    first = lint(path, folder)
+    assert first.report.trace == "hooks" and not first.cached
+    write(tmp_path, fixture.replace("torch.fx cannot trace it", "torch.fx never traces it"))
+    assert lint(path, folder).cached and len(probes) == 1
+    write(tmp_path, fixture.replace("h.sum() > 0", "h.sum() < 0"))
+    assert not lint(path, folder).cached and len(probes) == 2
