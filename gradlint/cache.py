@@ -81,20 +81,19 @@ class Cache:
 
     def load(self, key: str) -> Entry | None:
         """The entry stored under ``key``; None when there is none or it cannot be read."""
-        try:
-            with open(self.entry_path(key), "rb") as f:
-                entry = pickle.load(f)
-        except Exception:  # noqa: BLE001 - missing, truncated, corrupt or from another gradlint: probe instead
-            return None
+        entry = self._read(self.entry_path(key))
         return entry if isinstance(entry, Entry) and entry.key == key else None
 
     def store(self, key: str, report, what_if: tuple) -> None:
-        """Write an entry atomically (a temporary file renamed into place); a folder that cannot be written
-        is no error: the run just is not cached."""
-        entry = Entry(key, report, tuple(replace(w, findings=()) for w in what_if))
-        target = self.entry_path(key)
+        """Keep a model's measurement (its findings left out)."""
+        self._write(self.entry_path(key), Entry(key, report, tuple(replace(w, findings=()) for w in what_if)))
+
+    def _write(self, target: Path, entry) -> None:
+        """Write atomically (a temporary file renamed into place); a folder that cannot be written is no
+        error: the run just is not cached."""
         try:
             self._create()
+            target.parent.mkdir(exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -107,9 +106,35 @@ class Cache:
         except (OSError, pickle.PicklingError, TypeError, AttributeError):
             return
 
+    def load_listing(self, spec: str, seed: int) -> list[str] | None:
+        """The models a file target named when it was last listed, if no project file it loaded has changed
+        since (the file itself included); None otherwise, or for a module target."""
+        entry = self._read(self.listing_path(spec, seed))
+        if not (isinstance(entry, tuple) and len(entry) == 3 and entry[0] == _listing_key(spec, seed)):
+            return None
+        _, targets, files = entry
+        return list(targets) if all(_file_digest(path) == digest for path, digest in files) else None
+
+    def store_listing(self, spec: str, seed: int, targets: list[str], files: tuple) -> None:
+        """Keep a file target's listing, with the digests of the project files its import loaded."""
+        key = _listing_key(spec, seed)
+        if key is not None:
+            self._write(self.listing_path(spec, seed), (key, tuple(targets), files))
+
+    def listing_path(self, spec: str, seed: int) -> Path:
+        name = hashlib.sha256(repr((spec, seed, os.getcwd())).encode()).hexdigest()
+        return self.folder / "listings" / f"{name}.pickle"
+
+    def _read(self, path: Path):
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # noqa: BLE001 - missing, truncated, corrupt or from another gradlint: do the work
+            return None
+
     def _create(self) -> None:
         """The folder, marked as ruff marks its own: a ``.gitignore`` of ``*`` and a ``CACHEDIR.TAG``."""
-        (self.folder / "reports").mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
         for name, text in ((".gitignore", GITIGNORE), ("CACHEDIR.TAG", CACHEDIR_TAG)):
             path = self.folder / name
             if not path.exists():
@@ -257,10 +282,7 @@ def _not_user(path: str) -> bool:
 def _sources(h, model: nn.Module) -> None:
     """For a model torch.fx cannot trace: the syntax trees of every user file loaded (the model's file and
     what it imports of the project), and the bytes of the installed files defining the model's classes."""
-    loaded = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
-    skip = non_user_folders()
-    users = sorted(f for f in loaded if isinstance(f, str) and f.endswith(".py") and os.path.isabs(f)
-                   and not f.startswith(skip) and not _not_user(f) and os.path.isfile(f))
+    users = _user_files()
     for path in users:
         with open(path, "rb") as f:
             _feed(h, "source", path, _syntax(f.read()))
@@ -271,11 +293,42 @@ def _sources(h, model: nn.Module) -> None:
             _feed(h, "library source", path, hashlib.sha256(f.read()).hexdigest())
 
 
+def project_files() -> tuple[tuple[str, str], ...]:
+    """(path, digest of its bytes) of every project file loaded in this process: what a listing depends on."""
+    return tuple((path, _file_digest(path)) for path in _user_files())
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _listing_key(spec: str, seed: int) -> str | None:
+    """What a file target's listing is stored under, besides its files: the versions, and the file's bytes."""
+    from .paths import split_target
+
+    where, _, is_file = split_target(spec)
+    digest = _file_digest(where) if is_file else None
+    return None if digest is None else repr((FORMAT, __version__, own_code(), torch.__version__, digest))
+
+
 def _file_of(cls: type) -> str | None:
     try:
         return inspect.getsourcefile(cls)
     except TypeError:
         return None
+
+
+def _user_files() -> list[str]:
+    """The project's own files loaded in this process (not torch's, gradlint's, the standard library's or an
+    installed package's), sorted."""
+    loaded = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    skip = non_user_folders()
+    return sorted(f for f in loaded if isinstance(f, str) and f.endswith(".py") and os.path.isabs(f)
+                  and not f.startswith(skip) and not _not_user(f) and os.path.isfile(f))
 
 
 @functools.lru_cache(maxsize=1)

@@ -374,22 +374,31 @@ def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
     when the file defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
     from . import isolate, progress
     from .api import failure
+    from .load import LoadFailure
 
     isolate.prepare()  # what every child needs is imported here, once, before any child is forked
     seed = settings.probe_for(spec, None).seed
-    with progress.step(f"gradlint: importing {spec}"):
-        listing = isolate.run(lambda step: _models_in(spec, seed), settings.timeout)
-    if not listing.ok:
-        return [_not_analysed(spec, listing)]
-    if not isinstance(listing.value, list):  # the target names no model: its one failure
-        if skip_if_empty and isinstance(listing.value.error, NoModelError):
-            return None
-        return [failure(listing.value)]
+    listed = cache.load_listing(spec, seed) if cache is not None else None
+    if listed is None:
+        with progress.step(f"gradlint: importing {spec}"):
+            listing = isolate.run(lambda step: _models_in(spec, seed, files=cache is not None), settings.timeout)
+        if not listing.ok:
+            return [_not_analysed(spec, listing)]
+        if isinstance(listing.value, LoadFailure):  # the target names no model: its one failure
+            if skip_if_empty and isinstance(listing.value.error, NoModelError):
+                return None
+            return [failure(listing.value)]
+        listed, files = listing.value
+        if cache is not None:
+            cache.store_listing(spec, seed, listed, files)
+        quiet = set(listed)   # the listing's import showed the file's warnings
+    else:
+        quiet = set(listed[1:])   # the listing came from the cache: the first model's import shows them
     results = []
-    for target in listing.value:
+    for target in listed:
         with progress.step(f"gradlint: analysing {target}"):
-            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step, cache),
-                                  settings.timeout)
+            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step, cache,
+                                                                      warn=t not in quiet), settings.timeout)
         results.append(outcome.value if outcome.ok else _not_analysed(target, outcome))
     return results
 
@@ -414,24 +423,33 @@ def _helpers_skipped(spec: str, results: list[TargetResult]) -> tuple[list[Targe
     return kept, skipped
 
 
-def _models_in(spec: str, seed: int):
-    """The targets of the models ``spec`` names (``file.py:NAME``), or the failure saying why there are none."""
+def _models_in(spec: str, seed: int, files: bool = False):
+    """The targets of the models ``spec`` names (``file.py:NAME``) and, with ``files``, the project files its
+    import loaded (``cache.project_files``, what a cached listing depends on); or the failure saying why
+    there are none."""
     from .load import LoadFailure, resolve
 
     sources = resolve(spec, seed)
     failures = [s for s in sources if isinstance(s, LoadFailure)]
-    return failures[0] if failures else [s.target for s in sources]
+    if failures:
+        return failures[0]
+    if not files:
+        return [s.target for s in sources], ()
+    from .cache import project_files
+
+    return [s.target for s in sources], project_files()
 
 
 def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step,
-                 cache=None) -> TargetResult:
+                 cache=None, warn: bool = False) -> TargetResult:
     """One model, in its own child.  Its file is imported again here, not inherited from the listing's
     child: a process that ran torch's thread pool (module-level code may) cannot fork safely (GNU OpenMP
-    hangs the child's first parallel op)."""
+    hangs the child's first parallel op).  ``warn``: show the warnings the import raises (the listing's
+    import showed them, unless the listing came from the cache)."""
     from .api import analyse
     from .load import resolve
 
-    (source,) = resolve(target, seed, warn=False)  # the listing's import showed the file's warnings
+    (source,) = resolve(target, seed, warn=warn)
     model_file = getattr(source, "path", None)
     return analyse(source, settings.probe_for(source.target, model_file), what_if, settings.rules_for(model_file),
                    settings.context_rules(), on_step=step, cache=cache)

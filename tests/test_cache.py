@@ -292,3 +292,42 @@ def test_a_model_torch_fx_cannot_trace_is_keyed_by_its_code(tmp_path, probes):
     assert lint(path, folder).cached and len(probes) == 1
     write(tmp_path, fixture.replace("h.sum() > 0", "h.sum() < 0"))
     assert not lint(path, folder).cached and len(probes) == 2
+
+
+def test_a_listing_comes_from_the_cache_until_a_project_file_it_loaded_changes(tmp_path, monkeypatch):
+    """A file's list of models is kept too (a warm run forks no child to import the file only to list it),
+    with the digests of the project files its import loaded: editing any of them lists the file again."""
+    from gradlint import cli, isolate
+    from gradlint.cache import Cache
+    from gradlint.config import Settings
+
+    monkeypatch.setattr(isolate, "CAN_FORK", False)   # in this process, so the listings can be counted
+    listings = []
+    real = cli._models_in
+    monkeypatch.setattr(cli, "_models_in", lambda *a, **k: listings.append(a[0]) or real(*a, **k))
+    helper = tmp_path / "cache_test_widths.py"
+    helper.write_text("WIDTH = 16\n", encoding="utf-8")
+    monkeypatch.delitem(sys.modules, "cache_test_widths", raising=False)
+    path = write(tmp_path, MODEL.replace("import torch.nn as nn\n",
+                                         "import torch.nn as nn\nfrom cache_test_widths import WIDTH\n"))
+    folder = tmp_path / "cache"
+
+    def run():
+        (result,) = cli._analyse_target(str(path), Settings(), (), cache=Cache(folder))
+        assert result.ok
+        return result
+
+    assert not run().cached and len(listings) == 1
+    assert run().cached and len(listings) == 1
+    helper.write_text("WIDTH = 16  # the same width\n", encoding="utf-8")
+    assert run().cached and len(listings) == 2   # listed again; the model's report is still the same
+    write(tmp_path, path.read_text(encoding="utf-8").replace("# a comment", "# a comment edited"))
+    assert run().cached and len(listings) == 3
+
+
+def test_the_import_warnings_of_a_file_are_shown_once_whether_its_listing_is_cached_or_not(gradlint, tmp_path):
+    write(tmp_path, MODEL.replace("import torch.nn as nn\n", "import warnings\n\nimport torch.nn as nn\n\n"
+                                  "warnings.warn('widths of 16 are deprecated')\n"))
+    runs = [gradlint("model.py", cwd=tmp_path, env=ON) for _ in range(2)]
+    assert "(from cache)" in runs[1].stdout
+    assert [r.stderr.count("UserWarning: widths of 16 are deprecated") for r in runs] == [1, 1]
