@@ -20,6 +20,9 @@ The key is a digest of everything that decides those numbers (docs/configuration
   into it (a custom leaf module, a ``torch.fx.wrap`` function, an ``autograd.Function``).  A model torch.fx
   cannot trace is keyed by the syntax trees of the project files loaded and the files defining its classes.
 
+A file target's list of models is kept as well (``listings/``), reused while the file and the project files
+its import loaded keep their bytes, so a warm run forks no child only to import the file and list it.
+
 Entries are pickles, written to a temporary file and renamed into place, so parallel runs never see half an
 entry; one that cannot be read is ignored and the model probed.
 """
