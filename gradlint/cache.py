@@ -101,6 +101,7 @@ class Cache:
             try:
                 with os.fdopen(fd, "wb") as f:
                     pickle.dump(entry, f, protocol=pickle.HIGHEST_PROTOCOL)
+                os.chmod(temporary, 0o666 & ~_umask())   # mkstemp's 0600 is for secrets; these are not
                 os.replace(temporary, target)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -143,6 +144,12 @@ class Cache:
             if not path.exists():
                 with contextlib.suppress(OSError):
                     path.write_text(text, encoding="utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def key(model: nn.Module, given, subject, settings, what_if: tuple[str, ...]) -> str | None:
