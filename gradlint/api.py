@@ -80,19 +80,34 @@ def _definition(model: nn.Module) -> tuple[str | None, int | None]:
 
 def _lint(model: nn.Module, given: ProbeInputs | None, subject: Subject, settings: Probe,
           what_if: tuple[str, ...] = (), rules: Sequence[Rule] | None = None,
-          context: Sequence[Rule] | None = None) -> TargetResult:
-    """Probe the model, and a copy for each what-if change, and judge them all the same way."""
+          context: Sequence[Rule] | None = None, cache=None) -> TargetResult:
+    """Probe the model, and a copy for each what-if change, and judge them all the same way.  ``cache``
+    (a ``gradlint.cache.Cache``): take the measured reports from it when the model's key is there, and
+    store them there when it is not; the rules judge them either way."""
     unknown = [c for c in what_if if c not in changes.CHANGES]
     if unknown:
         raise InputError(f"unknown what-if change {unknown[0]!r}; choose from {', '.join(changes.CHANGES)}")
     given, subject = _probe_inputs(model, given, subject, settings)
+    what_if = tuple(dict.fromkeys(what_if))
     with user_code(), threads(settings.threads):
-        probed = halves.widen(probe.run(model, given, subject, settings), model, given, subject, settings)
-        variants = tuple(whatif.run(model, given, change, probed.graph, subject, settings, rules, context)
-                         for change in dict.fromkeys(what_if))
-    findings, suppressed = judge(probed.report, rules, context)
-    return TargetResult(target=subject.target, report=probed.report, findings=findings, what_if=variants,
-                        suppressed=suppressed)
+        key = cached = None
+        if cache is not None:
+            from . import cache as caching
+
+            key = caching.key(model, given, subject, settings, what_if)
+            cached = cache.load(key) if key else None
+        if cached is not None:
+            report, variants = cached.report, cached.variants(rules, context)
+        else:
+            probed = halves.widen(probe.run(model, given, subject, settings), model, given, subject, settings)
+            report = probed.report
+            variants = tuple(whatif.run(model, given, change, probed.graph, subject, settings, rules, context)
+                             for change in what_if)
+            if key:
+                cache.store(key, report, variants)
+    findings, suppressed = judge(report, rules, context)
+    return TargetResult(target=subject.target, report=report, findings=findings, what_if=variants,
+                        suppressed=suppressed, cached=cached is not None)
 
 
 def _probe_inputs(model: nn.Module, given: ProbeInputs | None, subject: Subject,
@@ -127,10 +142,10 @@ def threads(count: int | None):
 
 def analyse(source: ModelSource | LoadFailure, settings: Probe, what_if: tuple[str, ...] = (),
             rules: Sequence[Rule] | None = None, context: Sequence[Rule] | None = None,
-            on_step: Callable[[str], None] | None = None) -> TargetResult:
+            on_step: Callable[[str], None] | None = None, cache=None) -> TargetResult:
     """Construct, probe and judge one model named on the command line (``settings`` resolved); failures
     become results.  ``rules`` are the rule instances that apply to this model's file (default: the
-    default rules)."""
+    default rules).  ``cache``: a ``gradlint.cache.Cache`` to reuse and keep measured reports in."""
     if isinstance(source, LoadFailure):
         return failure(source)
     step = on_step or (lambda name: None)
@@ -151,7 +166,7 @@ def analyse(source: ModelSource | LoadFailure, settings: Probe, what_if: tuple[s
                     given = given.map(lambda x: x.to(device))
         step("probe")
         subject = Subject(source.target, source.path, source.line, "example_inputs")
-        return _lint(model, given, subject, settings, what_if, rules, context)
+        return _lint(model, given, subject, settings, what_if, rules, context, cache)
     except Exception as exc:  # noqa: BLE001 - the model's own code can raise anything
         return failure(source, exc)
 

@@ -119,9 +119,15 @@ def main() -> None:
                    "weights after the model is built).")
 @click.option("--diff", "diff", is_flag=True,
               help="Print the verified fixes as a unified diff instead of writing them (exit 1 when there is one).")
+@click.option("--no-cache", is_flag=True, envvar="GRADLINT_NO_CACHE",
+              help="Probe every model, neither reading nor writing the cache (also GRADLINT_NO_CACHE=1).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="GRADLINT_CACHE_DIR", metavar="DIR",
+              help="Keep measured reports in DIR (also GRADLINT_CACHE_DIR, or cache-dir in the configuration).  "
+                   "[default: .gradlint_cache next to the configuration, else in the working directory]")
 @click.option("--debug", is_flag=True, help="Show tracebacks for failures.")
 def check(targets, output_format, output_path, color, fail_on, exit_zero, what_if, plot_path, select, extend_select,
           ignore, config_file, isolated, timeout, changed_files, write_baseline, baseline_path, fix, unsafe_fixes, diff,
+          no_cache, cache_dir,
           debug, sweep=None, predict=None, **probe):
     """Analyse every model in TARGETS (file.py, file.py:NAME or package.module:NAME); without TARGETS, the
     models listed in [tool.gradlint] models.
@@ -161,9 +167,10 @@ def check(targets, output_format, output_path, color, fail_on, exit_zero, what_i
         sys.exit(2)
     if sweep:
         _sweep(plan, sweep, predict, run, output_path, color, exit_zero, debug)
-    results, skipped = _analyse_plan(plan, tuple(what_if), skippable)
+    results, skipped = _analyse_plan(plan, tuple(what_if), skippable, None if no_cache else _cache(run, cache_dir))
     _failures(results, debug)
     rules = {r.code: r for _, settings in plan for r in settings.rules_for(None)}
+    # a fix is checked by probing the edited files afresh (no cache)
     fixing = _fix(results, rules, lambda: _analyse_plan(plan, tuple(what_if), skippable, quiet=True)[0],
                   unsafe_fixes, diff) if fix or diff else None
     results = fixing.results if fixing else results
@@ -291,14 +298,22 @@ def _analyse_sized(spec: str, key: str, value: float, settings: Settings, seed: 
                    settings.context_rules(), on_step=step)
 
 
-def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str],
+def _cache(run: Settings, given: str | None):
+    """The run's report cache (``gradlint.cache``): one folder for the whole run, like the run-level settings."""
+    from . import cache
+
+    cache.own_code()   # once, here, rather than in every child
+    return cache.Cache(cache.folder_for(run.path.parent if run.path else None, given, run.cache_dir))
+
+
+def _analyse_plan(plan, what_if: tuple[str, ...], skippable: set[str], cache=None,
                   quiet: bool = False) -> tuple[list[TargetResult], list]:
-    """Every planned target's results, and the helper modules skipped (each with a note on stderr, unless
-    ``quiet``: the probe run again to check a fix)."""
+    """Every planned target's results (from ``cache`` where it holds them), and the helper modules skipped
+    (each with a note on stderr, unless ``quiet``: the probe run again to check a fix)."""
     results: list[TargetResult] = []
     skipped: list[tuple[str, str]] = []
     for spec, settings in plan:
-        found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable)
+        found = _analyse_target(spec, settings, what_if, skip_if_empty=spec in skippable, cache=cache)
         if found is None:
             if not quiet:
                 click.echo(f"gradlint: note: {spec}: no model in it; skipped", err=True)
@@ -406,27 +421,37 @@ def _config_folder(spec: str) -> Path:
 
 
 def _analyse_target(spec: str, settings: Settings, what_if: tuple[str, ...],
-                    skip_if_empty: bool = False) -> list[TargetResult] | None:
-    """Every model ``spec`` names, each probed and judged with the settings for its file, each in a child
-    process of its own (``gradlint.isolate``) bounded by the configured timeout.  None when the file
-    defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
+                    skip_if_empty: bool = False, cache=None) -> list[TargetResult] | None:
+    """Every model ``spec`` names, each probed (or taken from ``cache``) and judged with the settings for its
+    file, each in a child process of its own (``gradlint.isolate``) bounded by the configured timeout.  None
+    when the file defines no model and ``skip_if_empty`` (a changed file pre-commit passed)."""
     from . import isolate, progress
     from .api import failure
+    from .load import LoadFailure
 
     isolate.prepare()  # what every child needs is imported here, once, before any child is forked
     seed = settings.probe_for(spec, None).seed
-    with progress.step(f"gradlint: importing {spec}"):
-        listing = isolate.run(lambda step: _models_in(spec, seed), settings.timeout)
-    if not listing.ok:
-        return [_not_analysed(spec, listing)]
-    if not isinstance(listing.value, list):  # the target names no model: its one failure
-        if skip_if_empty and isinstance(listing.value.error, NoModelError):
-            return None
-        return [failure(listing.value)]
+    listed = cache.load_listing(spec, seed) if cache is not None else None
+    if listed is None:
+        with progress.step(f"gradlint: importing {spec}"):
+            listing = isolate.run(lambda step: _models_in(spec, seed, files=cache is not None), settings.timeout)
+        if not listing.ok:
+            return [_not_analysed(spec, listing)]
+        if isinstance(listing.value, LoadFailure):  # the target names no model: its one failure
+            if skip_if_empty and isinstance(listing.value.error, NoModelError):
+                return None
+            return [failure(listing.value)]
+        listed, files = listing.value
+        if cache is not None:
+            cache.store_listing(spec, seed, listed, files)
+        quiet = set(listed)   # the listing's import showed the file's warnings
+    else:
+        quiet = set(listed[1:])   # the listing came from the cache: the first model's import shows them
     results = []
-    for target in listing.value:
+    for target in listed:
         with progress.step(f"gradlint: analysing {target}"):
-            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step), settings.timeout)
+            outcome = isolate.run(lambda step, t=target: _analyse_one(t, settings, what_if, seed, step, cache,
+                                                                      warn=t not in quiet), settings.timeout)
         results.append(outcome.value if outcome.ok else _not_analysed(target, outcome))
     return results
 
@@ -451,26 +476,36 @@ def _helpers_skipped(spec: str, results: list[TargetResult]) -> tuple[list[Targe
     return kept, skipped
 
 
-def _models_in(spec: str, seed: int):
-    """The targets of the models ``spec`` names (``file.py:NAME``), or the failure saying why there are none."""
+def _models_in(spec: str, seed: int, files: bool = False):
+    """The targets of the models ``spec`` names (``file.py:NAME``) and, with ``files``, the project files its
+    import loaded (``cache.project_files``, what a cached listing depends on); or the failure saying why
+    there are none."""
     from .load import LoadFailure, resolve
 
     sources = resolve(spec, seed)
     failures = [s for s in sources if isinstance(s, LoadFailure)]
-    return failures[0] if failures else [s.target for s in sources]
+    if failures:
+        return failures[0]
+    if not files:
+        return [s.target for s in sources], ()
+    from .cache import project_files
+
+    return [s.target for s in sources], project_files()
 
 
-def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step) -> TargetResult:
+def _analyse_one(target: str, settings: Settings, what_if: tuple[str, ...], seed: int, step,
+                 cache=None, warn: bool = False) -> TargetResult:
     """One model, in its own child.  Its file is imported again here, not inherited from the listing's
     child: a process that ran torch's thread pool (module-level code may) cannot fork safely (GNU OpenMP
-    hangs the child's first parallel op)."""
+    hangs the child's first parallel op).  ``warn``: show the warnings the import raises (the listing's
+    import showed them, unless the listing came from the cache)."""
     from .api import analyse
     from .load import resolve
 
-    (source,) = resolve(target, seed, warn=False)  # the listing's import showed the file's warnings
+    (source,) = resolve(target, seed, warn=warn)
     model_file = getattr(source, "path", None)
     return analyse(source, settings.probe_for(source.target, model_file), what_if, settings.rules_for(model_file),
-                   settings.context_rules(), on_step=step)
+                   settings.context_rules(), on_step=step, cache=cache)
 
 
 def _not_analysed(target: str, outcome) -> TargetResult:

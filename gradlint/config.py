@@ -42,7 +42,7 @@ from .vocabulary import DTYPES, family, letters  # noqa: E402,F401
 from .vocabulary import SEVERITIES as FAIL_ON
 
 KEYS = ("select", "extend-select", "ignore", "per-file-ignores", "fail-on", "output-format", "models", "timeout",
-        "probe", "rules")
+        "cache-dir", "probe", "rules")
 
 
 class ConfigError(GradlintError):
@@ -115,6 +115,7 @@ class Settings:
     cli_selection: Selection = Selection()
     models: tuple[str, ...] = ()                        # project mode: the targets a bare `gradlint` analyses
     timeout: float | None = None                        # seconds each model may take (import, build, probe)
+    cache_dir: str | None = None                        # the report cache's folder, relative to ``folder``
 
     def with_cli(self, cli: Overrides) -> Settings:
         """These settings with the command line's on top."""
@@ -318,6 +319,7 @@ def _settings(table: Any, where: _Where, path: Path) -> Settings:
         output_format=_choice(own.get("output-format", "text"), OUTPUT_FORMATS, where / "output-format"),
         models=_targets(own.get("models", []), where / "models"),
         timeout=_positive(own["timeout"], where / "timeout") if "timeout" in own else None,
+        cache_dir=_text(own["cache-dir"], where / "cache-dir") if "cache-dir" in own else None,
         probe=_probe(own.get("probe", {}), where / "probe"),
     )
 

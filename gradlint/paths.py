@@ -55,6 +55,13 @@ def is_library_file(path: str) -> bool:
     return any(os.path.commonpath([apath, d]) == d for d in _library_dirs())
 
 
+@lru_cache(maxsize=1)
+def non_user_folders() -> tuple[str, ...]:
+    """torch's, gradlint's and the interpreter's folders (standard library, installed packages), each ending
+    in a separator: ``path.startswith(non_user_folders())`` is a quick first test of many paths."""
+    return tuple(os.path.join(d, "") for d in (*_library_dirs(), *_interpreter_dirs()))
+
+
 def is_own_file(path: str) -> bool:
     """A file of gradlint itself."""
     return not path.startswith("<") and os.path.commonpath([os.path.abspath(path), _OWN]) == _OWN

@@ -245,6 +245,7 @@ class TargetResult:
     traceback: str | None = field(default=None, compare=False)
     what_if: tuple[WhatIf, ...] = ()
     suppressed: tuple[Finding, ...] = ()   # silenced by `# gradlint: ignore[...]` comments
+    cached: bool = field(default=False, compare=False)   # the measured reports came from the cache (.gradlint_cache)
 
     @property
     def ok(self) -> bool:

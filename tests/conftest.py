@@ -11,6 +11,10 @@ import jsonschema
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Every gradlint the suite runs (the fixture's, pre-commit's, the CI recipes') probes afresh: a report cache
+# shared between tests would make them depend on their order.  tests/test_cache.py turns it back on.
+os.environ.setdefault("GRADLINT_NO_CACHE", "1")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEMA = ROOT / "docs" / "schema" / "gradlint-1.json"
 

@@ -92,6 +92,7 @@ def _opaque_call(cls: type):
         fn.__name__ = f"{cls.__name__}.apply"
         fn.__qualname__ = fn.__name__
         fn._gradlint_opaque = True
+        fn._gradlint_class = cls   # the report cache keys the graph by the class's code
         _opaque[cls] = fn
     return fn
 

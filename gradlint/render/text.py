@@ -217,6 +217,8 @@ def render(results: list[TargetResult], console: Console, skipped=()) -> None:
         if r.suppressed:
             codes = ", ".join(sorted({f.code for f in r.suppressed}))
             head.append(f"  [{len(r.suppressed)} suppressed: {codes}]", style="dim")
+        if r.cached:  # the only difference a cached report makes to any output (docs/configuration.md, "Cache")
+            head.append("  (from cache)", style="dim")
         console.print(Group(head, _summary(r), Text(""), _table(r), Text("")))
         if r.findings:
             console.print(_findings(r, console.width))
