@@ -5,15 +5,21 @@ __version__ = "0.1.0"
 from .errors import GradlintError  # noqa: E402
 from .report import Finding, ModelReport, TargetResult  # noqa: E402
 
-__all__ = ["Finding", "GradlintError", "Inputs", "ModelReport", "TargetResult", "lint", "sweep", "__version__"]
+__all__ = ["Finding", "GradlintError", "Inputs", "ModelReport", "TargetResult", "lint", "sweep", "track",
+           "__version__"]
 
 
 def __getattr__(name: str):
-    """``gradlint.lint`` imports torch on first use, so ``gradlint --help`` and ``gradlint rules`` stay fast."""
+    """``gradlint.lint`` and ``gradlint.track`` import torch on first use, so ``gradlint --help`` and
+    ``gradlint rules`` stay fast."""
     if name in ("lint", "sweep"):
         from . import api
 
         return getattr(api, name)
+    if name in ("track", "Tracker"):
+        from . import tracking
+
+        return getattr(tracking, name)
     if name == "Inputs":
         from .inputs import Inputs
 

@@ -201,14 +201,16 @@ def probe_mode(model: nn.Module) -> None:
 
 
 def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe, graph: Graph | None = None,
-        summary_only: bool = False) -> Probed:
+        summary_only: bool = False, bars: bool = True, changes: tuple[str, ...] | None = None) -> Probed:
     """Probe ``model`` on ``inputs`` with ``settings`` (resolved); the model is left exactly as it was.
     ``graph``: a graph captured from this model before (or rebound to it), so nothing is traced again.
     Without a batch size in the settings, the batch is cut when the probe's estimated memory exceeds half
     of what is available (the report says so).  ``summary_only``: only the summary's headline figures will
     be read (the half-batch probe of ``halves``), so none of what feeds nothing else is measured: no error
     bars (no per-sample sums), no orthogonality defects, pseudo-linearity scores, gradients through time,
-    copied layers or applicable init changes."""
+    copied layers or applicable init changes.  ``bars=False``: everything but the error bars (no
+    per-sample sums; a tracker's probe, which the rules judge).  ``changes``: the ``gradlint.init``
+    changes known to apply (a tracker's first probe found them), so they are not planned again."""
     device = next((p.device for p in model.parameters()), None) or _first_device(inputs)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     trainable = _trainable(model)
@@ -218,7 +220,8 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     fit = memory.Fit(inputs, device if settings.batch_size is None else None)
     with preserved(model):
         probe_mode(model)
-        captured = run_captured(model, inputs, facts, _observer_for(model, fit, summary_only), fit, settings.seed, graph)
+        captured = run_captured(model, inputs, facts, _observer_for(model, fit, summary_only, bars), fit,
+                                settings.seed, graph)
         observer, graph, inputs = captured.observer, captured.graph, captured.inputs
         y_norm, ys, anchor, output = outputs.y_of(captured.result, observer, graph,
                                                   settings.model_output or inputs.model_output,
@@ -232,17 +235,19 @@ def run(model: nn.Module, inputs: ProbeInputs, subject: Subject, settings: Probe
     recorded = _settings(model, graph, inputs, asked, fit, facts, seed=settings.seed, device=device, dtype=dtype,
                          source=subject.input_source)
     measured = Measured(observer.measures, assemble.split_shares(observer.alias_sq), recorded, trainable, output,
-                        anchor, no_grad and anchor is None, () if summary_only else init.applicable(model, graph),
+                        anchor, no_grad and anchor is None,
+                        () if summary_only else init.applicable(model, graph) if changes is None else changes,
                         assemble.PerSample(observer.batch, settings.draws, y_ps, observer.alias_sq, observer.alias_ps))
     return Probed(assemble.report(graph, measured, subject), graph)
 
 
-def _observer_for(model: nn.Module, fit: memory.Fit, summary_only: bool = False):
+def _observer_for(model: nn.Module, fit: memory.Fit, summary_only: bool = False, bars: bool = True):
     """A fresh observer for each run: the spine's points may anchor the GSC, the memory budget may cut the
     batch, and the batch (dim 0, unless the model is sequence-first) is what the bootstrap resamples.
-    For a ``summary_only`` probe the observer keeps no per-sample sums at all (nothing resamples them)."""
+    For a ``summary_only`` probe, or one without ``bars``, the observer keeps no per-sample sums at all
+    (nothing resamples them)."""
     def make(g: Graph | None, inputs: ProbeInputs) -> Observer:
-        batch = None if summary_only or sequence_first(model) else batch_size_of(model, inputs.tensors())
+        batch = None if summary_only or not bars or sequence_first(model) else batch_size_of(model, inputs.tensors())
         return Observer(set(g.structure.spine) if g else None, fit.cap(), batch, summary_only)
     return make
 

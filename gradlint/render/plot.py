@@ -147,11 +147,62 @@ def _draw(series: list[tuple[str, ModelReport]], destination, fmt: str) -> None:
         axes[0].invert_xaxis()  # shared: input side left, output right
         fig.suptitle(SUPTITLE)
         fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
-        metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-        try:
-            fig.savefig(destination, format=fmt, metadata=metadata)
-        except OSError as e:
-            raise PlotError(f"--plot {destination}: {e.strerror or e}") from None
+        _save(fig, destination, fmt)
+
+
+def _save(fig, destination, fmt: str) -> None:
+    """Write ``fig`` without the metadata that would make two runs' files differ."""
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    try:
+        fig.savefig(destination, format=fmt, metadata=metadata)
+    except OSError as e:
+        raise PlotError(f"--plot {destination}: {e.strerror or e}") from None
+
+
+TRAJECTORY_TITLES = {"gsc_max": "largest GSC on the spine", "gsc_input": "GSC at the input",
+                     "effective_depth": "effective depth", "explosion_rate": "explosion rate (per layer)",
+                     "min_sign_diversity": "smallest sign diversity", "min_relative_spread": "smallest relative spread"}
+LOG_SCALE = ("gsc_max", "gsc_input")
+LEVEL_COLOURS = {"info": "0.55", "warning": "tab:orange", "error": "tab:red"}   # a threshold "GL101 warning"
+
+
+def trajectories(target: str, series: dict[str, list[tuple[int, float | None]]],
+                 thresholds: dict[str, list[tuple[str, float]]], path: str | os.PathLike) -> None:
+    """``gradlint.track``'s figure: one panel per figure (``series``: figure -> (step, value)) against the
+    training step, each rule threshold on it (``thresholds``: figure -> (label, level)) dashed.  Steps
+    whose probe failed (value None) are gaps.  Written to ``path`` (.png or .svg), byte-identical per call."""
+    problem = check_destination(path)
+    if problem:
+        raise PlotError(problem.replace("--plot", "tracker.plot"))
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    cols = 3
+    rows = math.ceil(len(series) / cols)
+    with matplotlib.rc_context({"svg.hashsalt": "gradlint", "svg.fonttype": "none", "font.size": 10}):
+        fig = Figure(figsize=(15, 3.6 * rows + 0.6), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (key, points) in zip(axes, series.items()):
+            xs = [s for s, _ in points]
+            ys = [v if _finite(v) else float("nan") for _, v in points]
+            ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.3, color="tab:blue")
+            for label, level in thresholds.get(key, []):
+                ax.axhline(level, linestyle="--", linewidth=0.9, label=label,
+                           color=LEVEL_COLOURS.get(label.rsplit(" ", 1)[-1], "0.55"))
+            if thresholds.get(key):
+                ax.legend(loc="best", frameon=False, fontsize=8)
+            if key in LOG_SCALE:
+                ax.set_yscale("log")
+            ax.set_title(TRAJECTORY_TITLES.get(key, key), loc="left")
+            ax.set_xlabel("training step")
+            ax.grid(True, which="major", color="0.9", linewidth=0.8)
+        for ax in axes[len(series):]:
+            ax.set_visible(False)
+        fig.suptitle(f"gradlint.track: {target}")
+        _save(fig, path, path.suffix.lower()[1:])
 
 
 def _finite(v: float | None) -> bool:
