@@ -43,7 +43,7 @@ from .halves import FIGURES
 from .inputs import ProbeInputs
 from .report import SEVERITY_RANK, Finding, ModelReport, Summary, clean_number, to_plain
 from .rules import Rule, default_rules, judge
-from .settings import lint_settings
+from .settings import Probe, lint_settings
 from .vocabulary import FX
 
 SCHEMA = "gradlint-track/1"
@@ -98,12 +98,10 @@ class Tracker:
 
     def __init__(self, model: nn.Module, every: int = 100, *, rules: Sequence[Rule] | None = None,
                  target: str | None = None, **settings):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"track(every={every!r}): every must be a positive integer (steps between probes)")
+        self.settings = checked(every, settings)
         self.model = model
         self.every = every
         self.rules = list(rules) if rules is not None else default_rules()
-        self.settings = lint_settings(settings).resolved()
         self.subject = Subject(target or type(model).__name__, *_definition(model), "given")
         self.points: list[Point] = []
         self.last: ModelReport | None = None     # the latest successful probe's full report
@@ -249,6 +247,13 @@ def track(model: nn.Module, every: int = 100, *, rules: Sequence[Rule] | None = 
     are probe settings as for ``gradlint.lint`` (``seed``, ``draws``, ``model_output``, ``data_input``,
     ``threads``; ``batch_size`` probes only the first samples of the loop's batch)."""
     return Tracker(model, every, rules=rules, target=target, **settings)
+
+
+def checked(every: int, settings: dict) -> Probe:
+    """The probe settings of a tracker, resolved; ValueError or TypeError says what is wrong with them."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"track(every={every!r}): every must be a positive integer (steps between probes)")
+    return lint_settings(settings).resolved()
 
 
 def _form(given: ProbeInputs) -> tuple:
