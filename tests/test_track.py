@@ -5,13 +5,17 @@ import json
 import subprocess
 import sys
 
+import jsonschema
 import pytest
+import referencing
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import gradlint
 from gradlint import paper
+
+from conftest import ROOT, SCHEMA
 
 pytestmark = pytest.mark.probe
 
@@ -100,6 +104,11 @@ def test_json_export_is_the_trajectory_and_the_same_twice(tmp_path):
     second.save(tmp_path / "b.json")
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     doc = json.loads((tmp_path / "a.json").read_text())
+    lint_schema = json.loads(SCHEMA.read_text())
+    track_schema = json.loads((ROOT / "docs" / "schema" / "gradlint-track-1.json").read_text())
+    registry = referencing.Registry().with_resource(lint_schema["$id"], referencing.Resource.from_contents(lint_schema))
+    jsonschema.Draft202012Validator.check_schema(track_schema)
+    jsonschema.Draft202012Validator(track_schema, registry=registry).validate(doc)
     assert doc["schema"] == "gradlint-track/1" and doc["target"] == "bn-mlp" and doc["every"] == 2
     assert [p["step"] for p in doc["points"]] == [0, 2, 4]
     assert doc["points"][1]["summary"]["gsc_max"] == pytest.approx(first.points[1].summary.gsc_max, rel=1e-5)
