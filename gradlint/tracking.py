@@ -147,7 +147,9 @@ class Tracker:
 
     def _probe(self, given: ProbeInputs) -> ModelReport:
         form = _form(given)
-        reuse = self._graph is not None and (form[:2] == self._form[:2] if self._graph.tier == FX else form == self._form)
+        # an fx graph holds no shapes, so it serves inputs of any size; other tiers' graphs serve their own
+        reuse = self._graph is not None and (form[:2] == self._form[:2] if self._graph.tier == FX
+                                             else form == self._form)
         probed = probe.run(self.model, given, self.subject, self.settings, self._graph if reuse else None,
                            bars=False, changes=self._changes)
         self._graph, self._form, self._changes = probed.graph, form, probed.report.applicable_changes
