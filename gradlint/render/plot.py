@@ -16,7 +16,9 @@ pass and of the layer table.  Points are joined in forward order, so two nonline
 depth (a gated block) give a vertical step.  Exploding gradients therefore show as a straight line
 falling from left to right in panel A.
 
-Matplotlib is optional (``pip install 'gradlint[plot]'``) and imported only inside ``plot()``; the
+``trajectories`` draws ``gradlint.track``'s figure instead: each headline figure against the training step.
+
+Matplotlib is optional (``pip install 'gradlint[plot]'``) and imported only when a figure is drawn; the
 figure is drawn on a ``Figure`` with the Agg canvas, never through pyplot, so the caller's backend and
 figure registry are left alone.  The same call writes byte-identical files.
 """
