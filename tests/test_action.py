@@ -26,6 +26,10 @@ def test_the_action_is_composite_and_its_upload_skips_forks():
     steps = doc["runs"]["steps"]
     (upload,) = [s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif")]
     assert "head.repo.full_name == github.repository" in upload["if"] and "inputs.upload-sarif" in upload["if"]
+    (cache,) = [s for s in steps if s.get("uses", "").startswith("actions/cache@")]
+    # the folder gradlint keeps its reports in when the configuration is at the repository's root
+    assert cache["with"]["path"] == ".gradlint_cache" and "inputs.cache" in cache["if"]
+    assert steps.index(cache) < next(i for i, s in enumerate(steps) if s.get("id") == "lint")
     for step in steps:           # inputs reach a script through env only: never spliced into its text
         assert "${{" not in step.get("run", ""), step["name"]
 
