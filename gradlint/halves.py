@@ -6,7 +6,8 @@ batch-ReLU MLP's GSC is about 1.2e4 at 64 samples and 5e3 at 640.  A bootstrap o
 that.  With a shift that goes as 1/B, f(B) - f(infinity) is about f(B/2) - f(B), so each headline
 figure's error bar is widened by |f(B/2) - f(B)|, f(B/2) measured on the first half of the batch as a
 batch of its own: one more probe of half the size that measures only what the summary's figures need
-(no error bars of its own; docs/metrics.md, "Error bars").  Only the summary's figures are widened; per-layer bars stay the bootstrap's.
+(no error bars of its own; docs/metrics.md, "Error bars").  Only the summary's figures are widened;
+per-layer bars stay the bootstrap's.
 """
 
 from __future__ import annotations
@@ -39,10 +40,8 @@ def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: S
     if (not couples_samples(model) or not batch or batch < SMALLEST
             or all(getattr(s, k + "_error") is None for k in FIGURES)):
         return probed
-    full = len(given.tensors()[0]) if given.tensors() and given.tensors()[0].dim() else 0
-    half = batch // 2
     facts = given.facts(model, settings.data_input or given.data_input)
-    rows = _first(given, full, half)
+    rows = given.first(batch // 2)
     graph = tiers.at_batch(model, rows, facts, probed.graph)
     halved = probe.run(model, rows, subject, settings, graph, summary_only=True).report.summary
     widened = {}
@@ -53,9 +52,3 @@ def widen(probed: probe.Probed, model: nn.Module, given: ProbeInputs, subject: S
             continue
         widened[k + "_error"] = error + abs(at_half - value)
     return dataclasses.replace(probed, report=dataclasses.replace(report, summary=dataclasses.replace(s, **widened)))
-
-
-def _first(given: ProbeInputs, full: int, n: int) -> ProbeInputs:
-    """The first ``n`` samples of every input whose dim 0 is the batch; other inputs (a shared mask) as
-    they are."""
-    return given.map(lambda x: x[:n] if x.dim() and x.shape[0] == full else x)

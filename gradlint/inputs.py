@@ -55,6 +55,13 @@ class ProbeInputs:
                                        (self.args, self.kwargs))
         return ProbeInputs(tuple(args), dict(kwargs), self.data_input, self.model_output)
 
+    def first(self, n: int) -> "ProbeInputs":
+        """The first ``n`` samples of every input whose dim 0 is the batch (the first input's dim 0); other
+        inputs (a shared mask) as they are."""
+        tensors = self.tensors()
+        full = tensors[0].shape[0] if tensors and tensors[0].dim() else None
+        return self.map(lambda x: x[:n] if full is not None and x.dim() and x.shape[0] == full else x)
+
     def named_tensors(self, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
         """(name, tensor) for each input tensor: the forward parameter it binds to (``x``,
         ``input_ids``), with an index inside nested structures."""

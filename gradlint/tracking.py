@@ -126,10 +126,8 @@ class Tracker:
         """Probe now, whatever the step, and record it as ``step`` (replacing a point already there).
         A probe that fails does not stop training: the point records the error, and a warning says so."""
         given = ProbeInputs.of(inputs)
-        cut = self.settings.batch_size
-        if cut:
-            full = given.tensors()[0].shape[0] if given.tensors() and given.tensors()[0].dim() else None
-            given = given.map(lambda x: x[:cut] if full and x.dim() and x.shape[0] == full else x)
+        if self.settings.batch_size:
+            given = given.first(self.settings.batch_size)
         try:
             with threads(self.settings.threads), torch.enable_grad():
                 report = self._probe(given)
