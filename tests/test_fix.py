@@ -179,13 +179,21 @@ def test_a_fix_that_leaves_its_finding_is_not_written(gradlint, repo):
             return nn.Sequential(conv, nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                  nn.Linear(8, 4))
         """
-    path = write(repo, "readd.py", text)
+    run, fix = _refused(gradlint, repo, "readd.py", text)
+    assert fix["reason"].startswith("the edit did not remove the finding (GL404")
+    assert "GL404" in codes(run, "readd.py:build")
+
+
+def _refused(gradlint, repo, name: str, text: str):
+    """``--fix`` on a new file whose one fix must not be written: the file is left byte for byte, and that
+    fix is reported as not applied.  The run and the fix."""
+    path = write(repo, name, text)
     before = path.read_bytes()
-    run = gradlint("readd.py", "--fix", "--format", "json", cwd=repo)
+    run = gradlint(name, "--fix", "--format", "json", cwd=repo)
     assert path.read_bytes() == before
     (fix,) = run.json()["fixes"]
-    assert not fix["applied"] and fix["reason"].startswith("the edit did not remove the finding (GL404")
-    assert "GL404" in codes(run, "readd.py:build")
+    assert not fix["applied"]
+    return run, fix
 
 
 @pytest.mark.probe
@@ -203,12 +211,8 @@ def test_a_call_that_also_builds_layers_without_the_finding_is_not_edited(gradli
             return nn.Sequential(*stage(3, 8, True), *stage(8, 8, False), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                  nn.Linear(8, 4))
         """
-    path = write(repo, "shared.py", text)
-    before = path.read_bytes()
-    run = gradlint("shared.py", "--fix", "--format", "json", cwd=repo)
-    assert path.read_bytes() == before
-    (fix,) = run.json()["fixes"]
-    assert not fix["applied"] and "also builds 3 of shared.py:build, whose bias no norm cancels" in fix["reason"]
+    _, fix = _refused(gradlint, repo, "shared.py", text)
+    assert "also builds 3 of shared.py:build, whose bias no norm cancels" in fix["reason"]
 
 
 # A stand-in for torchvision: torchvision cannot be installed beside this environment's torch, so a
